@@ -1,0 +1,134 @@
+"""``pipecat-roark demo``: the call, the observer that ships it, and the backend that keeps it.
+
+The observer is wired exactly as in an application: ``RoarkObserver`` in the task's
+observers and its ``audio_processor`` right after ``transport.output()``. It talks to the
+backend over HTTP like any client, whether that is the server embedded here on 127.0.0.1
+or another one given with ``--to``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .backend import Backend, embedded_backend
+from .call import CallResult, play_call, render_caller_lines
+from .progress import CallProgress, print_summary
+from .scenarios import Scenario, get_scenario
+from .transports import LineRecording
+
+__all__ = ["DemoOptions", "DemoOutcome", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``pipecat-roark demo`` was asked to do."""
+
+    scenario: str = "booking"
+    speed: float | None = 1.0
+    serve: bool = True
+    to: str | None = None
+    api_key: str | None = None
+    data_dir: Path | None = None
+    wav: Path | None = None
+
+
+@dataclass
+class DemoOutcome:
+    """The call as played, and where it was sent."""
+
+    result: CallResult
+    pipecat_call_id: str
+    backend: Backend
+    call_link: str
+    delivered: bool
+
+
+async def run_demo(options: DemoOptions, console: Console | None = None) -> DemoOutcome:
+    """Plays the scenario, ships it through the observer, prints the summary.
+
+    With ``serve`` and the embedded backend, keeps serving afterwards until cancelled
+    (Ctrl-C), so the call can be looked at.
+    """
+    console = console or Console()
+    scenario = get_scenario(options.scenario)
+    speed = "max" if options.speed is None else f"{options.speed:g}x"
+    console.print(
+        f"[bold]{scenario.agent.name}[/bold]: scenario [bold]{scenario.name}[/bold] "
+        f"at speed {speed}. {scenario.description}"
+    )
+    with console.status("Synthesising the caller's lines..."):
+        lines = await asyncio.to_thread(render_caller_lines, scenario)
+
+    async with _backend(options) as backend:
+        where = "embedded backend" if backend.embedded else "backend"
+        console.print(f"Sending the call to the {where} at [bold]{backend.base_url}[/bold]\n")
+        observer = _observer(scenario, backend)
+        recording = LineRecording(16000) if options.wav else None
+        with CallProgress(console, scenario) as progress:
+            result = await play_call(
+                scenario,
+                lines=lines,
+                speed=options.speed,
+                observers=[observer],
+                recorder=observer.audio_processor,
+                recording=recording,
+                events=progress,
+                on_timeline=progress.watch,
+            )
+        await observer.aflush()
+        delivered = _delivered(observer)
+        call_link = _call_link(backend, observer.pipecat_call_id)
+        notes = [] if delivered else ["[red]some of the call could not be delivered[/red]"]
+        if recording is not None and options.wav is not None:
+            recording.write_wav(options.wav)
+            notes.append(f"line recording written to {options.wav}")
+        console.print()
+        print_summary(console, result, call_link=call_link, notes=notes)
+        outcome = DemoOutcome(result, observer.pipecat_call_id, backend, call_link, delivered)
+        if backend.embedded and options.serve:
+            console.print(f"\nServing on {backend.base_url}: press Ctrl-C to stop.")
+            # Ctrl-C cancels this wait; the call itself has already succeeded or not.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+    return outcome
+
+
+@contextlib.asynccontextmanager
+async def _backend(options: DemoOptions) -> AsyncIterator[Backend]:
+    if options.to:
+        if not options.api_key:
+            raise ValueError("--to needs an API key (--api-key or ROARK_API_KEY)")
+        yield Backend(base_url=options.to.rstrip("/"), api_key=options.api_key, embedded=False)
+        return
+    async with embedded_backend(options.data_dir) as backend:
+        yield backend
+
+
+def _observer(scenario: Scenario, backend: Backend) -> Any:
+    from pipecat_roark import RoarkObserver
+
+    return RoarkObserver(
+        api_key=backend.api_key,
+        agent_id=scenario.agent.id,
+        agent_name=scenario.agent.name,
+        agent_prompt=scenario.agent.prompt,
+        base_url=backend.base_url,
+    )
+
+
+def _delivered(observer: Any) -> bool:
+    stats = getattr(observer, "delivery_stats", None)
+    if not isinstance(stats, dict):
+        return True
+    return not any(value for name, value in stats.items() if "drop" in name or "fail" in name)
+
+
+def _call_link(backend: Backend, pipecat_call_id: str) -> str:
+    return f"{backend.base_url}/v1/call/{pipecat_call_id}"
