@@ -1,0 +1,74 @@
+"""The few places where the observer reads Pipecat internals, each with a safe fallback.
+
+Pipecat offers no public way to do these things, and each is needed for a call not to
+lose data (PIPECAT_NOTES.md §1 and §4). All of them are read the same way on 0.0.x and
+1.x; the test suite pins them on both lines, and if a future release renames one, the
+fallback degrades a feature with one warning instead of breaking the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = [
+    "handler_tasks",
+    "is_recording",
+    "observer_queue",
+    "task_observers",
+    "track_buffer_lengths",
+]
+
+
+def _task_observer(processor: object) -> Any:
+    """The pipeline task's proxy observer that feeds every observer from its own queue."""
+    setup = getattr(processor, "_setup", None)  # 1.x: FrameProcessorSetup
+    proxy = getattr(setup, "observer", None) if setup is not None else None
+    if proxy is None:
+        proxy = getattr(processor, "_observer", None)  # 0.x
+    return proxy
+
+
+def task_observers(processor: object) -> list[object] | None:
+    """The observers attached to the task that runs ``processor``, or None if unknown."""
+    observers = getattr(_task_observer(processor), "_observers", None)
+    return observers if isinstance(observers, list) else None
+
+
+def observer_queue(observer: object, processor: object) -> asyncio.Queue[Any] | None:
+    """The queue from which Pipecat feeds ``observer`` its hooks.
+
+    At shutdown Pipecat stops feeding an observer (1.x cancels its task) and drops the
+    hops still queued; the observer drains this queue itself so the end of the call is
+    not lost.
+    """
+    proxies = getattr(_task_observer(processor), "_proxies", None)
+    if not isinstance(proxies, dict):
+        return None
+    queue = getattr(proxies.get(observer), "queue", None)
+    return queue if isinstance(queue, asyncio.Queue) else None
+
+
+def handler_tasks(processor: object, event_name: str) -> list[asyncio.Task[Any]] | None:
+    """Pending tasks running ``event_name`` handlers, or None if they cannot be seen.
+
+    Pipecat runs async event handlers as background tasks that only the processor's own
+    ``cleanup()`` awaits, after the observers' cleanup: the recording's last chunk is in
+    one of these.
+    """
+    tasks = getattr(processor, "_event_tasks", None)
+    if tasks is None:
+        return None
+    return [task for name, task in list(tasks) if name == event_name and not task.done()]
+
+
+def is_recording(processor: object) -> bool | None:
+    value = getattr(processor, "_recording", None)
+    return value if isinstance(value, bool) else None
+
+
+def track_buffer_lengths(processor: object) -> tuple[int, int]:
+    """Bytes buffered on the user and bot tracks since the last chunk."""
+    user = getattr(processor, "_user_audio_buffer", b"")
+    bot = getattr(processor, "_bot_audio_buffer", b"")
+    return len(user), len(bot)

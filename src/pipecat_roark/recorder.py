@@ -1,0 +1,240 @@
+"""CallRecorder: a call's turns and tool calls, built from speech edges and text.
+
+Plain Python with no Pipecat and no I/O, so every rule below is tested with plain
+values. The observer translates frames into these calls; when the call ends,
+``transcript()`` and ``tool_records()`` give the protocol's lists.
+
+Times are kept as ``Moment``s (the frame that marked them and the pipeline clock at its
+push) and resolved to wall time and recording offsets only when the call ends: by then
+the recording has placed every edge on its own sample timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .text import TextChunk, join_text_chunks
+
+__all__ = ["CallRecorder", "Moment", "Resolved", "iso_utc"]
+
+
+@dataclass(slots=True, frozen=True)
+class Moment:
+    """When something happened in the call."""
+
+    clock_ns: int | None
+    """Pipeline clock when the frame that marked it was pushed (exact, not when observed)."""
+    wall: float
+    """Wall-clock seconds when it was observed: the fallback when nothing better is known."""
+    frame_id: int | None = None
+    sibling_id: int | None = None
+    at_end: bool = False
+    """The end of the call: placed at the end of the recording."""
+
+
+@dataclass(slots=True, frozen=True)
+class Resolved:
+    wall: float
+    offset_ms: int | None
+
+
+Resolver = Callable[[Moment], Resolved]
+
+
+def iso_utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
+@dataclass(slots=True)
+class _Turn:
+    role: str
+    start: Moment | None
+    end: Moment | None = None
+    parts: list[TextChunk] = field(default_factory=list)
+    user_id: str | None = None
+    language: str | None = None
+    opened_by_speech: bool = False
+    """A turn opened by a VAD edge keeps taking late STT finals until the next one."""
+
+
+@dataclass(slots=True)
+class _Tool:
+    kind: str
+    tool_call_id: str
+    moment: Moment
+    name: str = ""
+    text: str = ""
+
+
+class CallRecorder:
+    """Turns and tool calls of one call, in the order the caller heard them."""
+
+    def __init__(self) -> None:
+        self._closed: list[tuple[_Turn, Moment]] = []
+        self._user: _Turn | None = None
+        self._bot_start: Moment | None = None
+        self._played: list[TextChunk] = []
+        self._generated: list[TextChunk] = []
+        self._first_text: Moment | None = None
+        self._tools: list[_Tool] = []
+        self._invoked: set[str] = set()
+        self._answered: set[str] = set()
+        self.words_are_played = False
+        """Set when an output transport releases the words as their audio plays; until then
+        (a pipeline without one) the words the TTS generated are all there is."""
+
+    # -- user -----------------------------------------------------------------------------
+
+    def user_started(self, moment: Moment) -> None:
+        self._close_user(moment)
+        self._user = _Turn("user", moment, opened_by_speech=True)
+
+    def user_stopped(self, moment: Moment) -> None:
+        if self._user is not None:
+            self._user.end = moment
+
+    def user_text(
+        self,
+        text: str,
+        spaced: bool,
+        moment: Moment,
+        *,
+        user_id: str | None = None,
+        language: str | None = None,
+    ) -> None:
+        if not text.strip():
+            return
+        turn = self._user
+        if turn is None:
+            turn = self._user = _Turn("user", None)
+        if turn.start is None:
+            turn.start = moment
+        turn.parts.append((text if spaced else text.strip(), spaced))
+        if user_id:
+            turn.user_id = user_id
+        if language:
+            turn.language = language
+
+    # -- assistant ------------------------------------------------------------------------
+
+    def bot_started(self, moment: Moment) -> None:
+        # Without VAD edges a user turn is whatever was transcribed before the bot spoke.
+        if self._user is not None and not self._user.opened_by_speech:
+            self._close_user(moment)
+        if self._bot_start is None:
+            self._bot_start = moment
+
+    def assistant_text(self, text: str, spaced: bool, moment: Moment, *, played: bool) -> None:
+        if not text:
+            return
+        parts = self._played if played else self._generated
+        parts.append((text, spaced))
+        if self._first_text is None:
+            self._first_text = moment
+
+    def bot_stopped(self, moment: Moment) -> None:
+        self._close_assistant(moment)
+
+    def interrupted(self, moment: Moment) -> None:
+        self._close_assistant(moment)
+
+    # -- tools ----------------------------------------------------------------------------
+
+    def tool_call(self, tool_call_id: str, name: str, arguments: str, moment: Moment) -> None:
+        if tool_call_id:
+            if tool_call_id in self._invoked:
+                return
+            self._invoked.add(tool_call_id)
+        self._tools.append(_Tool("tool_call", tool_call_id, moment, name=name, text=arguments))
+
+    def tool_result(self, tool_call_id: str, content: str, moment: Moment) -> None:
+        if tool_call_id:
+            if tool_call_id in self._answered:
+                return
+            self._answered.add(tool_call_id)
+        self._tools.append(_Tool("tool_result", tool_call_id, moment, text=content))
+
+    # -- the end --------------------------------------------------------------------------
+
+    def close(self, moment: Moment) -> None:
+        """Close whatever is open; ``moment`` ends turns whose speech offset never came."""
+        self._close_user(moment)
+        self._close_assistant(moment)
+
+    def transcript(self, resolve: Resolver) -> list[dict[str, Any]]:
+        """The closed turns as protocol dicts, ordered by speech onset."""
+        ordered = sorted(
+            enumerate(self._closed),
+            key=lambda item: (_clock_key(item[1][0].start, item[1][1]), item[0]),
+        )
+        return [_turn_dict(turn, flushed, resolve) for _, (turn, flushed) in ordered]
+
+    def tool_records(self, resolve: Resolver) -> list[dict[str, Any]]:
+        return [_tool_dict(tool, resolve) for tool in self._tools]
+
+    @property
+    def turn_count(self) -> int:
+        return len(self._closed)
+
+    # -- private --------------------------------------------------------------------------
+
+    def _close_user(self, moment: Moment) -> None:
+        turn, self._user = self._user, None
+        if turn is not None and turn.parts and join_text_chunks(turn.parts):
+            self._closed.append((turn, moment))
+
+    def _close_assistant(self, moment: Moment) -> None:
+        parts = self._played if self.words_are_played else self._generated
+        if parts and join_text_chunks(parts):
+            start = self._bot_start or self._first_text or moment
+            self._closed.append((_Turn("assistant", start, moment, list(parts)), moment))
+        # Words cut before any audio leave no turn, and no edges for the next one.
+        self._bot_start = None
+        self._first_text = None
+        self._played.clear()
+        self._generated.clear()
+
+
+def _clock_key(start: Moment | None, flushed: Moment) -> float:
+    moment = start or flushed
+    if moment.clock_ns is not None:
+        return moment.clock_ns / 1e9
+    return float("inf")
+
+
+def _turn_dict(turn: _Turn, flushed: Moment, resolve: Resolver) -> dict[str, Any]:
+    start = resolve(turn.start or flushed)
+    end = resolve(turn.end or flushed)
+    end_wall = max(end.wall, start.wall)
+    entry: dict[str, Any] = {
+        "role": turn.role,
+        "content": join_text_chunks(turn.parts),
+        "timestamp": iso_utc(start.wall),
+        "endTimestamp": iso_utc(end_wall),
+    }
+    if start.offset_ms is not None:
+        entry["audioOffsetMs"] = start.offset_ms
+        if end.offset_ms is not None:
+            entry["endAudioOffsetMs"] = max(end.offset_ms, start.offset_ms)
+    if turn.user_id:
+        entry["userId"] = turn.user_id
+    if turn.language:
+        entry["language"] = turn.language
+    return entry
+
+
+def _tool_dict(tool: _Tool, resolve: Resolver) -> dict[str, Any]:
+    when = resolve(tool.moment)
+    entry: dict[str, Any] = {"kind": tool.kind, "toolCallId": tool.tool_call_id}
+    if tool.kind == "tool_call":
+        entry["name"] = tool.name
+        entry["arguments"] = tool.text
+    else:
+        entry["content"] = tool.text
+    entry["timestamp"] = iso_utc(when.wall)
+    if when.offset_ms is not None:
+        entry["audioOffsetMs"] = when.offset_ms
+    return entry

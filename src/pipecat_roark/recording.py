@@ -1,0 +1,121 @@
+"""The observer's own AudioBufferProcessor: arms itself inline and knows its timeline.
+
+Two things an observer cannot do from its lagging queue, done here, inline, as frames
+pass the recorder (which sits right after ``transport.output()``):
+
+- Arm the recording when the StartFrame passes, so a bot that speaks first is recorded
+  from sample 0 (arming from the observer's queue loses the greeting).
+- Note where each speech edge and tool call falls on the recording's own sample timeline. Offsets
+  computed from wall-clock time drift from the recording wherever the recorder skips or
+  pads time (Pipecat 0.0.x collapses pauses without a continuous microphone stream; a
+  demo clock can run faster than real time); sample positions cannot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    FunctionCallInProgressFrame,
+    FunctionCallResultFrame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+from pipecat.processors.frame_processor import FrameDirection
+
+from ._pipecat_compat import track_buffer_lengths
+
+__all__ = ["DEFAULT_CHUNK_BYTES", "CallAudioRecorder"]
+
+# A stereo chunk of about 256 KiB: the processor fills each 16-bit track to half that.
+DEFAULT_CHUNK_BYTES = 256 * 1024
+
+# Frames whose place on the timeline the transcript needs: speech edges and tool calls.
+_PLACED_FRAMES = (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    InterruptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+    FunctionCallInProgressFrame,
+    FunctionCallResultFrame,
+)
+_AUDIO_FRAMES = (InputAudioRawFrame, OutputAudioRawFrame)
+_MAX_POSITIONS = 1024
+
+
+class CallAudioRecorder(AudioBufferProcessor):
+    """A stereo recorder (left = user, right = bot) that records from the StartFrame on.
+
+    The sample rate is the pipeline's output rate unless ``sample_rate`` is given.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_channels: int = 2,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        on_start: Callable[[CallAudioRecorder], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            num_channels=num_channels, buffer_size=max(2, chunk_bytes // num_channels), **kwargs
+        )
+        self._on_start = on_start
+        self._emitted_samples = 0
+        self._positions: OrderedDict[int, int] = OrderedDict()
+        self.started = False
+        self.first_audio_wall: float | None = None
+        """Wall-clock time of sample 0: when the first audio frame was recorded."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, _PLACED_FRAMES):
+            self._remember_position(frame.id)
+        await super().process_frame(frame, direction)
+        if self.first_audio_wall is None:
+            if isinstance(frame, _AUDIO_FRAMES) and self._head_samples() > 0:
+                self.first_audio_wall = time.time()
+            elif isinstance(frame, StartFrame) and not self.started:
+                self.started = True
+                await self.start_recording()
+                if self._on_start is not None:
+                    self._on_start(self)
+
+    def merge_audio_buffers(self) -> bytes:
+        merged = super().merge_audio_buffers()
+        self._emitted_samples += len(merged) // (2 * max(1, self.num_channels))
+        return merged
+
+    def position_ms(self, *frame_ids: int | None) -> int | None:
+        """Where the first of ``frame_ids`` that passed the recorder fell, in ms; forgets it."""
+        rate = self.sample_rate
+        for frame_id in frame_ids:
+            if frame_id is not None and rate:
+                samples = self._positions.pop(frame_id, None)
+                if samples is not None:
+                    return samples * 1000 // rate
+        return None
+
+    def _head_samples(self) -> int:
+        user, bot = track_buffer_lengths(self)
+        return self._emitted_samples + max(user, bot) // 2
+
+    def _remember_position(self, frame_id: int) -> None:
+        self._positions[frame_id] = self._head_samples()
+        if len(self._positions) > _MAX_POSITIONS:
+            self._positions.popitem(last=False)

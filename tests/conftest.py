@@ -1,0 +1,52 @@
+"""Fixtures shared by every test: a recording backend on 127.0.0.1 and captured logs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from loguru import logger
+
+from tests.support.backend import RecordingBackend
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[RecordingBackend]:
+    server = RecordingBackend()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+class LogCapture:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str]] = []
+
+    def at(self, level: str) -> list[str]:
+        return [message for lvl, message in self.records if lvl == level]
+
+    def matching(self, text: str) -> list[str]:
+        return [message for _, message in self.records if text in message]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    sink_id = logger.add(
+        lambda message: capture.records.append(
+            (message.record["level"].name, message.record["message"])
+        ),
+        level="DEBUG",
+    )
+    try:
+        yield capture
+    finally:
+        logger.remove(sink_id)
+
+
+@pytest.fixture(autouse=True)
+def _no_roark_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ROARK_API_KEY", "ROARK_BASE_URL", "ROARK_SPOOL_DIR"):
+        monkeypatch.delenv(name, raising=False)
