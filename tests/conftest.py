@@ -47,6 +47,17 @@ def logs() -> Iterator[LogCapture]:
 
 
 @pytest.fixture(autouse=True)
+async def _close_the_sender() -> AsyncIterator[None]:
+    """Each test's event loop ends with its sender closed, as a process would at exit."""
+    yield
+    from pipecat_roark.delivery.sender import Sender
+
+    sender = Sender.existing()
+    if sender is not None:
+        await sender.aclose()
+
+
+@pytest.fixture(autouse=True)
 def _no_roark_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ROARK_API_KEY", "ROARK_BASE_URL", "ROARK_SPOOL_DIR"):
         monkeypatch.delenv(name, raising=False)

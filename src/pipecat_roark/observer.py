@@ -134,6 +134,7 @@ class RoarkObserver(BaseObserver):
         self._recording_format: tuple[int, int] | None = None
         self._recording_closed = False
         self._finish_task: asyncio.Future[None] | None = None
+        self._drained_hops = 0
         self._failures_logged: set[str] = set()
 
     # -- public ---------------------------------------------------------------------------
@@ -389,6 +390,10 @@ class RoarkObserver(BaseObserver):
         try:
             if self._finish_task is None:
                 self._drain_queue()
+                if self._drained_hops:
+                    logger.debug(
+                        f"pipecat-roark: handled {self._drained_hops} hops Pipecat left queued"
+                    )
                 if self._pipeline_started:
                     self._send_call_started()
                 self._finish_task = asyncio.ensure_future(self._finish_call(reason))
@@ -403,6 +408,7 @@ class RoarkObserver(BaseObserver):
         queue = self._queue
         while queue is not None and not queue.empty():
             item = queue.get_nowait()
+            self._drained_hops += 1
             if isinstance(item, FramePushed):
                 try:
                     self._handle(item)
@@ -419,13 +425,15 @@ class RoarkObserver(BaseObserver):
         lane = self._ensure_lane()
         lane.call_ended(body)
         delivered = await lane.flush(self._flush_timeout)
-        stats = lane.stats.as_dict()
-        logger.info(
+        summary = (
             f"pipecat-roark: call {self._call_id} ended ({reason}): "
             f"{len(body.get('transcript', []))} turns, {len(body.get('toolCalls', []))} tool "
-            f"records, {self._chunks} chunks; delivery {stats}"
-            + ("" if delivered else f"; not complete after {self._flush_timeout:g}s")
+            f"records, {self._chunks} chunks; delivery {lane.stats.as_dict()}"
         )
+        if delivered:
+            logger.info(summary)
+        else:
+            logger.warning(f"{summary}; not delivered within {self._flush_timeout:g}s")
 
     def _call_ended_body(self, reason: str, ended: float) -> dict[str, Any]:
         ended_at = iso_utc(ended)

@@ -133,14 +133,21 @@ class CallScript:
                 pass
 
     async def _run_mic(self) -> None:
+        # Frames are due by the (sped-up) clock, so a late wake-up sends the ones it owes.
         speech = tone(FRAME_SECS)
         quiet = silence(FRAME_SECS)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sent = 0
         while True:
-            audio = speech if self.user_speaking else quiet
-            await self.task.queue_frame(
-                InputAudioRawFrame(audio=audio, sample_rate=RATE, num_channels=1)
-            )
-            self._mic_samples += FRAME_SAMPLES
+            due = int((loop.time() - started) * self.speed / FRAME_SECS) + 1
+            while sent < due:
+                audio = speech if self.user_speaking else quiet
+                await self.task.queue_frame(
+                    InputAudioRawFrame(audio=audio, sample_rate=RATE, num_channels=1)
+                )
+                self._mic_samples += FRAME_SAMPLES
+                sent += 1
             await asyncio.sleep(FRAME_SECS / self.speed)
 
     async def wait(self, seconds: float) -> None:
@@ -223,7 +230,7 @@ async def run_call(
     task = PipelineTask(
         pipeline,
         params=PipelineParams(
-            audio_in_sample_rate=RATE, audio_out_sample_rate=RATE, **(params or {})
+            **{"audio_in_sample_rate": RATE, "audio_out_sample_rate": RATE, **(params or {})}
         ),
         observers=list(observers),
         enable_rtvi=False,

@@ -244,6 +244,22 @@ class Sender:
             session, self._session = self._session, None
             self.spawn(session.close())
 
+    async def aclose(self) -> None:
+        """Stop sending: cancel what is still under way and close the HTTP session."""
+        pending = [t for t in (self._worker, *self._tasks) if t is not None and not t.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        self._lanes.clear()
+        Sender._by_loop.pop(asyncio.get_running_loop(), None)
+
+    @classmethod
+    def existing(cls) -> Sender | None:
+        return cls._by_loop.get(asyncio.get_running_loop())
+
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()

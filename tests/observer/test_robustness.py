@@ -1,0 +1,312 @@
+"""The call never breaks, never waits, and loses nothing the observer can keep."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipecat.frames.frames import (
+    BotSpeakingFrame,
+    Frame,
+    FunctionCallInProgressFrame,
+    InputAudioRawFrame,
+    OutputAudioRawFrame,
+    TextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import FramePushed
+
+from pipecat_roark import RoarkObserver
+from tests.conftest import LogCapture
+from tests.observer.helpers import assert_protocol, observer_for, roles_and_texts
+from tests.support.backend import RecordingBackend, closed_port_url
+from tests.support.pipeline import (
+    FRAME_SECS,
+    RATE,
+    CallScript,
+    Capture,
+    PipelineParams,
+    run_call,
+    silence,
+    tone,
+    transcription,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def long_call(script: CallScript) -> None:
+    """Ten exchanges over 2 000 microphone frames, the same frames in every run."""
+    speech, quiet = tone(FRAME_SECS), silence(FRAME_SECS)
+    for index in range(2000):
+        turn, at = divmod(index, 200)
+        if at == 0:
+            await script.push(UserStartedSpeakingFrame())
+        elif at == 60:
+            await script.push(UserStoppedSpeakingFrame(), transcription(f"question {turn}"))
+        elif at == 70:
+            await script.bot_says(["Answer", "number", f"{turn}."], 1.5, wait=False)
+        audio = speech if at < 60 else quiet
+        await script.push(InputAudioRawFrame(audio=audio, sample_rate=RATE, num_channels=1))
+        await script.wait(FRAME_SECS)
+
+
+def projection(capture: Capture) -> dict[str, list[Any]]:
+    """What the pipeline produced: each audio stream in order, every other frame by kind
+    and content (their interleaving follows the wall clock, which no two runs share)."""
+    out: dict[str, list[Any]] = {"input": [], "output": [], "other": []}
+    for frame in capture.frames:
+        if isinstance(frame, InputAudioRawFrame):
+            out["input"].append(frame.audio)
+        elif isinstance(frame, OutputAudioRawFrame):
+            out["output"].append(frame.audio)
+        elif not isinstance(frame, BotSpeakingFrame):
+            text = frame.text if isinstance(frame, TextFrame) else None
+            out["other"].append((type(frame).__name__, text))
+    out["other"].sort(key=repr)
+    return out
+
+
+async def _run_long_call(observer: RoarkObserver | None) -> Capture:
+    observers = [observer] if observer else []
+    after = [observer.audio_processor] if observer else []
+    return await run_call(observers, long_call, after_output=after, speed=40.0, mic=False)
+
+
+@pytest.mark.parametrize("backend_kind", ["unreachable", "never-answers"])
+async def test_a_dead_backend_changes_nothing_in_the_call(
+    backend: RecordingBackend, logs: LogCapture, backend_kind: str
+) -> None:
+    if backend_kind == "unreachable":
+        observer = RoarkObserver(
+            api_key="k", agent_id="a", base_url=closed_port_url(), flush_timeout=1.0
+        )
+    else:
+        for kind in ("call-started", "call-ended", "presign", "upload"):
+            backend.faults[kind] = lambda n: "hang"
+        observer = observer_for(backend, flush_timeout=1.0)
+
+    baseline = projection(await _run_long_call(None))
+    observed = projection(await _run_long_call(observer))
+
+    assert len(baseline["input"]) == 2000
+    assert observed == baseline
+    assert logs.at("ERROR") == []
+    warnings = [m for m in logs.at("WARNING") if "pipecat-roark" in m]
+    assert len(warnings) == 1, warnings
+    assert "not delivered within 1s" in warnings[0]
+
+
+class LaggingObserver(RoarkObserver):
+    """Gets the event loop late, as an observer does on a busy loop: every hop is handled,
+    then the observer's task yields for a while, so its queue grows through the call."""
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        await super().on_push_frame(data)
+        await asyncio.sleep(0.002)
+
+
+async def test_a_lagging_observer_still_sends_the_whole_call(
+    backend: RecordingBackend, logs: LogCapture
+) -> None:
+    observer = LaggingObserver(api_key="k", agent_id="a", base_url=backend.url)
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Welcome", "to", "the", "shop."], 1.0)
+        await script.user_says("a coffee please", 1.0)
+        await script.bot_says(["Coming", "right", "up,", "goodbye."], 1.0, wait=False)
+
+    await run_call([observer], call, after_output=[observer.audio_processor], speed=40.0)
+    assert observer._drained_hops > 0, "the queue never lagged: this test proves nothing"
+    ended = backend.call_ended()
+    assert roles_and_texts(ended) == [
+        ("assistant", "Welcome to the shop."),
+        ("user", "a coffee please"),
+        ("assistant", "Coming right up, goodbye."),
+    ]
+    pcm = backend.pcm()
+    seconds = len(pcm) / (2 * 2 * ended["recordingSampleRate"])
+    assert seconds >= 3.0  # the tail chunk is there
+    assert_protocol(backend)
+
+
+async def test_a_frame_that_breaks_the_observer_is_logged_once_and_the_call_goes_on(
+    backend: RecordingBackend, logs: LogCapture
+) -> None:
+    observer = observer_for(backend)
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+
+    async def call(script: CallScript) -> None:
+        await script.push(FunctionCallInProgressFrame("broken", "t1", circular))
+        await script.push(FunctionCallInProgressFrame("broken", "t2", circular))
+        await script.user_says("still here", 0.4)
+        await script.bot_says(["Yes."], 0.3)
+
+    await run_call([observer], call, after_output=[observer.audio_processor])
+    failures = logs.matching("observer failed")
+    assert len(failures) == 1
+    assert "FunctionCallInProgressFrame" in failures[0]
+    assert roles_and_texts(backend.call_ended()) == [("user", "still here"), ("assistant", "Yes.")]
+
+
+async def test_call_ended_has_arrived_when_run_returns(backend: RecordingBackend) -> None:
+    observer = observer_for(backend)
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Bye."], 0.3)
+
+    await run_call([observer], call, after_output=[observer.audio_processor])
+    # No waiting here: run() returned, so the call is already at the backend.
+    assert backend.call_ended()["transcript"][0]["content"] == "Bye."
+
+
+BOT_THAT_EXITS = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    sys.path.insert(0, {repo!r})
+    from pipecat_roark import RoarkObserver
+    from tests.support.pipeline import run_call
+
+    async def call(script):
+        await script.bot_says(["Goodbye."], 0.3)
+
+    async def main():
+        observer = RoarkObserver(api_key="k", agent_id="a", base_url={url!r})
+        await run_call([observer], call, after_output=[observer.audio_processor])
+
+    asyncio.run(main())
+    os._exit(0)  # a bot script that exits the moment run() returns
+    """
+)
+
+
+async def test_a_bot_that_exits_right_after_run_loses_nothing(backend: RecordingBackend) -> None:
+    script = BOT_THAT_EXITS.format(repo=str(REPO), url=backend.url)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for _ in range(3):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 120)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+    ended = backend.of("call-ended")
+    assert len(ended) == 3
+    assert all(e.body["transcript"][0]["content"] == "Goodbye." for e in ended)
+
+
+async def test_a_slow_call_started_delays_nothing_and_loses_nothing(
+    backend: RecordingBackend,
+) -> None:
+    backend.faults["call-started"] = lambda n: 3.0  # slower than the whole call
+    observer = observer_for(backend)
+    after = Capture()
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Hello", "there."], 4.0)
+        await script.user_says("hi", 1.0)
+        await script.bot_says(["Bye."], 1.0)
+
+    await run_call([observer], call, after_output=[observer.audio_processor, after], speed=10.0)
+    kinds = [r.kind for r in backend.requests]
+    assert kinds[0] == "call-started"
+    assert kinds[-1] == "call-ended"
+    assert len(backend.chunks()) >= 2
+    assert roles_and_texts(backend.call_ended()) == [
+        ("assistant", "Hello there."),
+        ("user", "hi"),
+        ("assistant", "Bye."),
+    ]
+    assert_protocol(backend)
+
+
+def _is_pipecat_1() -> bool:
+    from importlib.metadata import version
+
+    return not version("pipecat-ai").startswith("0.")
+
+
+async def test_observers_given_through_pipeline_params(
+    backend: RecordingBackend, logs: LogCapture
+) -> None:
+    """Pipecat 1.x drops PipelineParams(observers=...) without a word; we say it, once."""
+    observer = observer_for(backend)
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Hi."], 0.3)
+
+    params: dict[str, Any] = {}
+    try:
+        PipelineParams(observers=[observer])
+        params = {"observers": [observer]}
+    except Exception:
+        pass  # a PipelineParams that rejects the field cannot lose the observer silently
+    await run_call([], call, after_output=[observer.audio_processor], params=params)
+    errors = logs.matching("RoarkObserver is not attached")
+    if _is_pipecat_1():
+        assert len(errors) == 1
+        assert "PipelineTask(pipeline, observers=[observer])" in errors[0]
+        assert backend.requests == []
+    else:
+        assert errors == []
+        assert roles_and_texts(backend.call_ended()) == [("assistant", "Hi.")]
+
+
+async def test_an_observer_attached_to_the_task_logs_no_error(
+    backend: RecordingBackend, logs: LogCapture
+) -> None:
+    observer = observer_for(backend)
+
+    async def call(script: CallScript) -> None:
+        await script.wait(0.1)
+
+    await run_call([observer], call, after_output=[observer.audio_processor])
+    assert logs.matching("not attached") == []
+
+
+async def test_without_the_recorder_in_the_pipeline_the_call_is_sent_and_the_fix_named(
+    backend: RecordingBackend, logs: LogCapture
+) -> None:
+    observer = observer_for(backend)
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["No", "recording."], 0.3)
+
+    await run_call([observer], call)
+    ended = backend.call_ended()
+    assert roles_and_texts(ended) == [("assistant", "No recording.")]
+    assert "recordingSampleRate" not in ended
+    assert logs.matching("place it right after transport.output()")
+
+
+async def test_every_request_matches_the_protocol_types(backend: RecordingBackend) -> None:
+    observer = observer_for(backend, agent_name="Name", agent_prompt="Prompt")
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Welcome."], 3.0)
+        await script.user_says(["I need", "a table"], 2.0)
+        await script.push(
+            FunctionCallInProgressFrame("check", "c1", {"n": 2}),
+        )
+        await script.bot_says(["Booked."], 3.0)
+
+    await run_call([observer], call, after_output=[observer.audio_processor], speed=20.0)
+    kinds = {r.kind for r in backend.requests}
+    assert kinds == {"call-started", "presign", "upload", "call-ended"}
+    assert_protocol(backend)
+
+
+def _frames_of(capture: Capture, kind: type[Frame]) -> list[Frame]:
+    return [f for f in capture.frames if isinstance(f, kind)]
