@@ -69,10 +69,9 @@ def test_to_without_a_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_module_imports_only_the_standard_library() -> None:
-    code = (
-        "import sys; import pipecat_roark.demo.cli; "
-        "heavy = {'pipecat', 'numpy', 'rich', 'hibari', 'pocketsphinx', 'loguru'} & set(sys.modules); "
-        "print(sorted(heavy))"
+    heavy = {"pipecat", "numpy", "rich", "hibari", "pocketsphinx", "loguru"}
+    code = f"import sys, pipecat_roark.demo.cli; print(sorted({heavy!r} & set(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -13,7 +13,7 @@ def _rule(scenario: Scenario, name: str):  # type: ignore[no-untyped-def]
 
 
 def test_the_command_line_offers_every_scenario() -> None:
-    assert SCENARIO_NAMES == tuple(SCENARIOS)
+    assert tuple(SCENARIOS) == SCENARIO_NAMES
 
 
 def test_an_unknown_scenario_names_the_known_ones() -> None:
@@ -23,7 +23,10 @@ def test_an_unknown_scenario_names_the_known_ones() -> None:
 
 def test_booking_makes_two_tool_calls_in_order_and_has_six_turns_or_more() -> None:
     booking = SCENARIOS["booking"]
-    assert [rule.tool for rule in booking.rules if rule.tool] == ["check_availability", "book_table"]
+    assert [rule.tool for rule in booking.rules if rule.tool] == [
+        "check_availability",
+        "book_table",
+    ]
     # The greeting, then each caller line and its answer.
     assert 1 + 2 * len(booking.caller) >= 6
     assert booking.rules[-1].end_call

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEMO_PROJECT", "Backend", "embedded_backend"]
+__all__ = ["DEMO_PROJECT", "Backend", "call_url", "embedded_backend"]
 
 DEMO_PROJECT = "demo"
 _KEY_FILE = "demo-api-key"
@@ -45,6 +45,31 @@ async def embedded_backend(data_dir: Path | None = None) -> AsyncIterator[Backen
         _write_private(key_file, api_key)
     async with serve_in_background(settings) as base_url:
         yield Backend(base_url=base_url, api_key=api_key, embedded=True)
+
+
+async def call_url(backend: Backend, pipecat_call_id: str) -> str | None:
+    """Where the backend shows the call (its REST resource), or None if it can't be found.
+
+    The backend names calls with its own ids, so the call is looked up by its Pipecat id.
+    """
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {backend.api_key}"}
+    params = {"searchText": pipecat_call_id, "limit": "5"}
+    try:
+        async with (
+            aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.get(f"{backend.base_url}/v1/call", params=params) as response,
+        ):
+            if response.status != 200:
+                return None
+            body = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    calls = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(calls, list) or not calls or not isinstance(calls[0], dict):
+        return None
+    return f"{backend.base_url}/v1/call/{calls[0].get('id')}"
 
 
 def _write_private(path: Path, text: str) -> None:

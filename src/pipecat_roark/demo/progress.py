@@ -142,6 +142,7 @@ def print_summary(
     result: CallResult,
     *,
     call_link: str | None,
+    pipecat_call_id: str | None = None,
     notes: Sequence[str] = (),
 ) -> None:
     """The table a person reads after the call: turns, tools, recording, latencies, the link."""
@@ -171,8 +172,12 @@ def print_summary(
         )
     table.add_row("Recognition WER", f"{wer:.0%} (pocketsphinx vs. the script)")
     table.add_row("Played in", f"{result.wall_secs:.1f} s")
+    if pipecat_call_id:
+        table.add_row("Pipecat call id", pipecat_call_id)
     for note in notes:
         table.add_row("", note)
-    if call_link:
-        table.add_row("Call", call_link)
     console.print(table)
+    # Outside the table, so a narrow terminal never cuts the link short.
+    console.print(
+        f"Call: {call_link}" if call_link else "Call: not found on the backend", soft_wrap=True
+    )

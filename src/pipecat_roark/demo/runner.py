@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from .backend import Backend, embedded_backend
+from .backend import Backend, call_url, embedded_backend
 from .call import CallResult, play_call, render_caller_lines
 from .progress import CallProgress, print_summary
 from .scenarios import Scenario, get_scenario
@@ -46,7 +46,7 @@ class DemoOutcome:
     result: CallResult
     pipecat_call_id: str
     backend: Backend
-    call_link: str
+    call_link: str | None
     delivered: bool
 
 
@@ -84,13 +84,19 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
             )
         await observer.aflush()
         delivered = _delivered(observer)
-        call_link = _call_link(backend, observer.pipecat_call_id)
+        call_link = await call_url(backend, observer.pipecat_call_id)
         notes = [] if delivered else ["[red]some of the call could not be delivered[/red]"]
         if recording is not None and options.wav is not None:
             recording.write_wav(options.wav)
             notes.append(f"line recording written to {options.wav}")
         console.print()
-        print_summary(console, result, call_link=call_link, notes=notes)
+        print_summary(
+            console,
+            result,
+            call_link=call_link,
+            pipecat_call_id=observer.pipecat_call_id,
+            notes=notes,
+        )
         outcome = DemoOutcome(result, observer.pipecat_call_id, backend, call_link, delivered)
         if backend.embedded and options.serve:
             console.print(f"\nServing on {backend.base_url}: press Ctrl-C to stop.")
@@ -128,7 +134,3 @@ def _delivered(observer: Any) -> bool:
     if not isinstance(stats, dict):
         return True
     return not any(value for name, value in stats.items() if "drop" in name or "fail" in name)
-
-
-def _call_link(backend: Backend, pipecat_call_id: str) -> str:
-    return f"{backend.base_url}/v1/call/{pipecat_call_id}"

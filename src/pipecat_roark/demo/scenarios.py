@@ -31,6 +31,9 @@ Memory = Mapping[str, Any]
 class CallerStep:
     """One line of the caller's script.
 
+    Lines are written without commas: the neural voice pauses at a comma for longer than
+    the VAD's stop time, which would end the caller's turn halfway through the line.
+
     Args:
         text: what the caller says.
         pause_secs: how long the caller stays quiet after the bot finishes before speaking.
@@ -232,10 +235,10 @@ BOOKING = Scenario(
     description="The caller books a table: two tool calls, a confirmation, a question, goodbye.",
     agent=LUIGIS,
     caller=(
-        CallerStep("Good evening, I would like to book a table for two tomorrow at seven."),
+        CallerStep("Good evening I would like to book a table for two tomorrow at seven."),
         CallerStep("My name is Alex Morgan."),
         CallerStep("Do you have parking near the restaurant?"),
-        CallerStep("That is perfect, thank you very much, bye bye."),
+        CallerStep("That is perfect thank you very much bye bye."),
     ),
     rules=(
         BotRule(
@@ -273,14 +276,14 @@ INTERRUPTION = Scenario(
     description="The caller barges in during a long answer; the bot stops where it was cut.",
     agent=LUIGIS,
     caller=(
-        CallerStep("Good afternoon, what time do you open tonight?"),
-        CallerStep("Sorry to interrupt, I just need your address.", barge_in_after_secs=3.0),
-        CallerStep("Thank you very much, have a nice evening."),
+        CallerStep("Good afternoon what are your opening hours tonight?"),
+        CallerStep("Excuse me I only need your address.", barge_in_after_secs=3.0),
+        CallerStep("Thank you very much and have a nice evening."),
     ),
     rules=(
         BotRule(
             "hours",
-            ("open", "hours", "time"),
+            ("open", "opening", "hours"),
             say="Tonight we open at five and close at eleven. The kitchen takes its last "
             "orders at half past ten, and on Fridays and Saturdays we also serve a late "
             "menu at the bar until midnight. If you are coming with a group of more than "
@@ -300,7 +303,7 @@ SILENCE = Scenario(
     name="silence",
     description="The caller asks one question and goes quiet; the bot checks, then hangs up.",
     agent=LUIGIS,
-    caller=(CallerStep("Good evening, do you have parking near the restaurant?"),),
+    caller=(CallerStep("Good evening is there parking near the restaurant?"),),
     rules=(_PARKING, _FAREWELL),
     idle_prompts=(
         "Are you still there?",

@@ -1,0 +1,205 @@
+"""The acceptance of ``pipecat-roark demo``: the call lands in a backend, complete.
+
+The demo runs as the command runs it (embedded server, RoarkObserver, --speed max,
+--no-serve), then the server is started again on the same data folder and read through
+its REST API, the way a person or the official SDK would see the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("hibari", reason="needs the [demo] extra")
+pytest.importorskip("pocketsphinx", reason="needs the [demo] extra")
+pytest.importorskip(
+    "pipecat_roark.observer", reason="RoarkObserver (pipecat_roark.observer) is not there yet"
+)
+pytest.importorskip(
+    "pipecat_roark.server.embed",
+    reason="the embedded server (pipecat_roark.server) is not there yet",
+)
+
+import aiohttp
+from rich.console import Console
+
+from pipecat_roark.cli import main as cli_main
+from pipecat_roark.demo.backend import embedded_backend
+from pipecat_roark.demo.runner import DemoOptions, DemoOutcome, run_demo
+from pipecat_roark.demo.scenarios import SCENARIOS
+from pipecat_roark.demo.scoring import word_error_rate
+
+from .test_call import speech_spans
+
+TOLERANCE_SECS = 0.1
+
+
+@dataclass
+class StoredCall:
+    outcome: DemoOutcome
+    calls: list[dict[str, Any]]
+    call: dict[str, Any]
+    entries: list[dict[str, Any]]
+    details: dict[str, Any]
+    stereo: np.ndarray
+    sample_rate: int
+
+
+async def _fetch(data_dir: Path, outcome: DemoOutcome) -> StoredCall:
+    async with embedded_backend(data_dir) as backend:
+        headers = {"Authorization": f"Bearer {backend.api_key}"}
+        async with aiohttp.ClientSession(base_url=backend.base_url, headers=headers) as http:
+            calls = (await (await http.get("/v1/call")).json())["data"]
+            call_id = calls[0]["id"]
+            for _ in range(100):  # the recording is stitched in the background
+                call = (await (await http.get(f"/v1/call/{call_id}")).json())["data"]
+                if call.get("recordingUrl"):
+                    break
+                await asyncio.sleep(0.2)
+            transcript = await (await http.get(f"/v1/call/{call_id}/transcript")).json()
+            details = await (await http.get(f"/v1/call/{call_id}/pipecat")).json()
+            wav_bytes = await (await http.get(call["recordingUrl"])).read()
+    with wave.open(io.BytesIO(wav_bytes)) as wav:
+        channels, rate = wav.getnchannels(), wav.getframerate()
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    return StoredCall(
+        outcome=outcome,
+        calls=calls,
+        call=call,
+        entries=transcript["data"]["entries"],
+        details=details["data"],
+        stereo=pcm.reshape(-1, channels),
+        sample_rate=rate,
+    )
+
+
+def _play(scenario: str, data_dir: Path) -> StoredCall:
+    async def play_then_fetch() -> StoredCall:
+        options = DemoOptions(scenario=scenario, speed=None, serve=False, data_dir=data_dir)
+        outcome = await run_demo(options, Console(record=True, width=120))
+        return await _fetch(data_dir, outcome)
+
+    return asyncio.run(play_then_fetch())
+
+
+@pytest.fixture(scope="module")
+def booking(tmp_path_factory: pytest.TempPathFactory) -> StoredCall:
+    return _play("booking", tmp_path_factory.mktemp("booking"))
+
+
+@pytest.fixture(scope="module")
+def interruption(tmp_path_factory: pytest.TempPathFactory) -> StoredCall:
+    return _play("interruption", tmp_path_factory.mktemp("interruption"))
+
+
+def _spans(stored: StoredCall, role: str) -> list[tuple[float, float]]:
+    return [
+        (entry["startOffsetMs"] / 1000, entry["endOffsetMs"] / 1000)
+        for entry in stored.entries
+        if entry["role"] == role
+    ]
+
+
+def test_the_demo_call_is_complete_and_quick(booking: StoredCall) -> None:
+    result = booking.outcome.result
+    assert result.bot_hung_up
+    assert booking.outcome.delivered
+    assert result.wall_secs < 60
+
+
+def test_the_backend_holds_exactly_the_one_call(booking: StoredCall) -> None:
+    assert len(booking.calls) == 1
+    assert booking.details["pipecatCallId"] == booking.outcome.pipecat_call_id
+    assert booking.call["status"] == "ENDED"
+
+
+def test_six_turns_or_more_in_onset_order_starting_with_the_greeting(booking: StoredCall) -> None:
+    entries = booking.entries
+    assert len(entries) >= 6
+    assert entries[0]["role"] == "AGENT"
+    assert entries[0]["text"] == SCENARIOS["booking"].agent.greeting
+    onsets = [entry["startOffsetMs"] for entry in entries]
+    assert onsets == sorted(onsets)
+
+
+def test_the_callers_turns_are_what_was_recognised(booking: StoredCall) -> None:
+    heard = [entry["text"] for entry in booking.entries if entry["role"] == "CUSTOMER"]
+    assert word_error_rate(SCENARIOS["booking"].caller_script, heard) <= 0.15
+
+
+def test_the_two_tool_calls_are_stored_with_their_results(booking: StoredCall) -> None:
+    tools = booking.details["toolInvocations"]
+    assert [tool["name"] for tool in tools] == ["check_availability", "book_table"]
+    assert '"available":true' in tools[0]["result"].replace(" ", "")
+    assert tools[1]["parameters"]["name"] == "Alex Morgan"
+    assert '"booked":true' in tools[1]["result"].replace(" ", "")
+
+
+def test_the_recording_is_stereo_with_every_caller_line_left_and_the_bot_right(
+    booking: StoredCall,
+) -> None:
+    timeline = booking.outcome.result.timeline
+    assert booking.stereo.shape[1] == 2
+    assert booking.sample_rate == timeline.sample_rate
+    left, right = speech_spans(booking.stereo[:, 0]), speech_spans(booking.stereo[:, 1])
+    # Where they fall is checked against the stored turns below; here, that each line and
+    # each stretch of the bot's speech is there, whole, on its own side.
+    assert [end - start for start, end in left] == [
+        pytest.approx(timeline.seconds(line.end_sample - line.start_sample), abs=TOLERANCE_SECS)
+        for line in timeline.caller_lines
+    ]
+    assert [end - start for start, end in right] == [
+        pytest.approx(timeline.seconds(s.end_sample - s.start_sample), abs=TOLERANCE_SECS)
+        for s in timeline.bot_speech
+    ]
+
+
+def test_the_bots_stored_turns_sit_on_its_speech(booking: StoredCall) -> None:
+    right = speech_spans(booking.stereo[:, 1])
+    assert right == [pytest.approx(span, abs=TOLERANCE_SECS) for span in _spans(booking, "AGENT")]
+
+
+def test_the_callers_stored_turns_sit_on_its_speech(booking: StoredCall) -> None:
+    left = speech_spans(booking.stereo[:, 0])
+    assert left == [pytest.approx(span, abs=TOLERANCE_SECS) for span in _spans(booking, "CUSTOMER")]
+
+
+def test_the_cut_answer_is_stored_with_only_the_words_that_played(
+    interruption: StoredCall,
+) -> None:
+    (cut,) = [s for s in interruption.outcome.result.timeline.bot_speech if s.interrupted]
+    full_answer = next(r.say for r in SCENARIOS["interruption"].rules if r.name == "hours")
+    stored = [entry["text"] for entry in interruption.entries if entry["role"] == "AGENT"]
+    assert cut.text in stored
+    assert full_answer not in stored
+    assert full_answer.startswith(cut.text)
+    assert len(cut.text) < len(full_answer)
+
+
+def test_the_command_line_plays_the_demo_and_exits_zero(tmp_path: Path) -> None:
+    argv = ["demo", "--speed", "max", "--no-serve", "--scenario", "silence"]
+    assert cli_main([*argv, "--data-dir", str(tmp_path)]) == 0
+
+
+async def test_to_sends_the_same_call_over_the_protocol(backend: Any) -> None:
+    options = DemoOptions(speed=None, serve=False, to=backend.url, api_key="rk_live_demo_test")
+    outcome = await run_demo(options, Console(record=True, width=120))
+    assert outcome.delivered
+    assert not outcome.backend.embedded
+    started = backend.of("call-started")
+    assert [request.body["agentId"] for request in started] == [SCENARIOS["booking"].agent.id]
+    ended = backend.call_ended()
+    assert ended["pipecatCallId"] == outcome.pipecat_call_id
+    assert len(ended["transcript"]) >= 6
+    assert [t["name"] for t in ended["toolCalls"] if t["kind"] == "tool_call"] == [
+        "check_availability",
+        "book_table",
+    ]
+    assert backend.chunks(outcome.pipecat_call_id)
