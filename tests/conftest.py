@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from loguru import logger
@@ -58,6 +59,7 @@ async def _close_the_sender() -> AsyncIterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _no_roark_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ROARK_API_KEY", "ROARK_BASE_URL", "ROARK_SPOOL_DIR"):
+def _no_roark_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("ROARK_API_KEY", "ROARK_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ROARK_SPOOL_DIR", str(tmp_path / "spool"))

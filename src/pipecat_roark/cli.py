@@ -13,7 +13,11 @@ import sys
 from collections.abc import Sequence
 
 # Modules that define ``add_parsers(subparsers)``; each handler sets ``args.handler``.
-_COMMAND_MODULES: tuple[str, ...] = ("pipecat_roark.server.cli", "pipecat_roark.demo.cli")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "pipecat_roark.server.cli",
+    "pipecat_roark.demo.cli",
+    "pipecat_roark.delivery.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +45,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from . import _pipecat_compat as compat
 from .call_id import resolve_call_id
 from .delivery.sender import DEFAULT_FLUSH_TIMEOUT, CallLane, DeliveryStats, Sender
+from .delivery.spool import Spool, default_spool_dir
 from .recorder import CallRecorder, Moment, Resolved, iso_utc
 from .recording import CallAudioRecorder
 from .wire import CALL_ENDED, CALL_STARTED, DEFAULT_BASE_URL
@@ -75,7 +77,10 @@ class RoarkObserver(BaseObserver):
         base_url: Backend URL; defaults to ``ROARK_BASE_URL``, then Roark's hosted API.
         runner_args: The runner's arguments (SmallWebRTC ``pc_id``, Pipecat Cloud
             ``session_id``), used for the call id when ``pipecat_call_id`` is not given.
-        flush_timeout: Seconds the end of a call waits for its delivery.
+        flush_timeout: Seconds the end of a call waits for its delivery; what is not
+            delivered by then is kept in the spool and sent later.
+        spool_dir: Where undeliverable requests are kept; defaults to ``ROARK_SPOOL_DIR``,
+            then ``pipecat-roark/spool`` in the user data directory.
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class RoarkObserver(BaseObserver):
         base_url: str | None = None,
         runner_args: object | None = None,
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        spool_dir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,6 +110,7 @@ class RoarkObserver(BaseObserver):
         self._agent_prompt = agent_prompt
         self._call_id = resolve_call_id(pipecat_call_id, runner_args)
         self._flush_timeout = flush_timeout
+        self._spool = Spool(Path(spool_dir) if spool_dir is not None else default_spool_dir())
 
         if audio_buffer_processor is None:
             audio_buffer_processor = CallAudioRecorder(on_start=self._on_recorder_started)
@@ -147,7 +154,8 @@ class RoarkObserver(BaseObserver):
 
     @property
     def delivery_stats(self) -> dict[str, int]:
-        """Requests of this call sent, retried, failed and dropped so far."""
+        """Requests of this call sent, retried, spooled, replayed (from earlier calls),
+        dropped and failed so far."""
         return (self._lane.stats if self._lane else DeliveryStats()).as_dict()
 
     async def aflush(self, *, reason: str = "client-disconnected") -> None:
@@ -366,7 +374,7 @@ class RoarkObserver(BaseObserver):
     def _ensure_lane(self) -> CallLane:
         if self._lane is None:
             self._lane = Sender.for_running_loop().open_lane(
-                self._call_id, base_url=self._base_url, api_key=self._api_key
+                self._call_id, base_url=self._base_url, api_key=self._api_key, spool=self._spool
             )
         return self._lane
 
@@ -433,7 +441,10 @@ class RoarkObserver(BaseObserver):
         if delivered:
             logger.info(summary)
         else:
-            logger.warning(f"{summary}; not delivered within {self._flush_timeout:g}s")
+            logger.warning(
+                f"{summary}; what was not delivered is kept in the spool at "
+                f"{self._spool.directory} and will be sent later"
+            )
 
     def _call_ended_body(self, reason: str, ended: float) -> dict[str, Any]:
         ended_at = iso_utc(ended)

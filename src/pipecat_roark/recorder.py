@@ -165,12 +165,17 @@ class CallRecorder:
         self._close_assistant(moment)
 
     def transcript(self, resolve: Resolver) -> list[dict[str, Any]]:
-        """The closed turns as protocol dicts, ordered by speech onset."""
-        ordered = sorted(
-            enumerate(self._closed),
-            key=lambda item: (_clock_key(item[1][0].start, item[1][1]), item[0]),
-        )
-        return [_turn_dict(turn, flushed, resolve) for _, (turn, flushed) in ordered]
+        """The closed turns as protocol dicts, ordered by speech onset: on the recording
+        when every turn is placed on it, else by the pipeline clock."""
+        entries = [
+            (_turn_dict(turn, flushed, resolve), _clock_key(turn.start, flushed), seq)
+            for seq, (turn, flushed) in enumerate(self._closed)
+        ]
+        if all("audioOffsetMs" in entry for entry, _, _ in entries):
+            entries.sort(key=lambda item: (item[0]["audioOffsetMs"], item[1], item[2]))
+        else:
+            entries.sort(key=lambda item: (item[1], item[2]))
+        return [entry for entry, _, _ in entries]
 
     def tool_records(self, resolve: Resolver) -> list[dict[str, Any]]:
         return [_tool_dict(tool, resolve) for tool in self._tools]

@@ -18,9 +18,25 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-# A fault returns a status to answer with, "hang" to never answer, "reset" to drop the
-# connection, a float to delay the normal answer, or None for the normal answer.
-Fault = Callable[[int], int | str | float | None]
+# A fault returns a status to answer with (or a status and headers), "hang" to never
+# answer, "reset" to drop the connection before answering, a float to delay the normal
+# answer, or None for the normal answer.
+Fault = Callable[[int], int | tuple[int, dict[str, str]] | str | float | None]
+
+
+class _Reset(Exception):
+    """Raised by a handler to drop the connection without an answer."""
+
+
+@web.middleware
+async def _drop_connection_on_reset(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except _Reset:
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)  # never sent: the connection is gone
+    return response
 
 
 @dataclass
@@ -43,14 +59,16 @@ class RecordingBackend:
     _runner: web.AppRunner | None = None
     _hang: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def start(self) -> str:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    async def start(self, port: int = 0) -> str:
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024, middlewares=[_drop_connection_on_reset]
+        )
         app.router.add_post("/v1/integrations/pipecat", self._event)
         app.router.add_post("/v1/integrations/pipecat/chunk-upload-url", self._presign)
         app.router.add_put(r"/upload/{call_id:[^/]+}/{index:\d+}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
@@ -71,6 +89,14 @@ class RecordingBackend:
         assert len(ended) == 1, f"expected exactly one call-ended, got {len(ended)}"
         body: dict[str, Any] = ended[0].body
         return body
+
+    def natural_keys(self) -> list[tuple[str, str | None, int | None]]:
+        """Each stored request's natural key: (call, event) or (call, chunk index)."""
+        return [
+            (r.kind, r.call_id, r.chunk_index)
+            for r in self.requests
+            if r.kind in ("call-started", "call-ended", "upload")
+        ]
 
     def chunks(self, call_id: str | None = None) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
@@ -97,10 +123,13 @@ class RecordingBackend:
             await self._hang.wait()
             return web.Response(status=503)
         if action == "reset":
-            raise ConnectionResetError("fault: connection reset")
+            raise _Reset()
         if isinstance(action, float):
             await asyncio.sleep(action)
             return None
+        if isinstance(action, tuple):
+            status, headers = action
+            return web.json_response({"error": "injected"}, status=status, headers=headers)
         assert isinstance(action, int)
         headers = {"retry-after": "0"} if action in (429, 503) else {}
         return web.json_response({"error": "injected"}, status=action, headers=headers)
@@ -139,10 +168,10 @@ class RecordingBackend:
         )
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
-        data = await request.read()
-        fault = await self._apply_fault("upload")
+        fault = await self._apply_fault("upload")  # before the body: a reset lands mid-body
         if fault is not None:
             return fault
+        data = await request.read()
         self.requests.append(
             Recorded(
                 "upload",

@@ -11,19 +11,21 @@ import asyncio
 import email.utils
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
+from loguru import logger
 
 from ..wire import (
     API_KEY_HEADER,
     CHUNK_CONTENT_TYPE,
     CHUNK_UPLOAD_URL_PATH,
     EVENTS_PATH,
+    EXTENSION_FIELDS,
     unwrap_data,
 )
 
-__all__ = ["BackendClient", "DeliveryError", "parse_retry_after"]
+__all__ = ["BackendClient", "DeliveryError", "parse_retry_after", "without_extensions"]
 
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 _MAX_ERROR_BODY = 300
@@ -72,6 +74,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class BackendClient:
     """Talks to one backend with one API key over a shared aiohttp session."""
 
+    # Backends that answered 400/422 to call-ended's extension fields, for this process.
+    _refuse_extensions: ClassVar[set[str]] = set()
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -85,8 +90,42 @@ class BackendClient:
         self._headers = {API_KEY_HEADER: api_key, "authorization": f"Bearer {api_key}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
     async def post_event(self, body: dict[str, Any]) -> None:
         await self._request_json("event", EVENTS_PATH, body)
+
+    async def post_call_ended(self, body: dict[str, Any]) -> None:
+        """Post call-ended; a backend that refuses this project's extension fields gets it
+        again without them, and keeps getting it without them for the rest of the process,
+        so a call is never lost for the sake of its metrics."""
+        if self._base_url in self._refuse_extensions:
+            body = without_extensions(body)
+        try:
+            await self.post_event(body)
+        except DeliveryError as exc:
+            stripped = without_extensions(body)
+            if exc.status not in (400, 422) or stripped == body:
+                raise
+            self._refuse_extensions.add(self._base_url)
+            logger.warning(
+                f"pipecat-roark: {self._base_url} refused call-ended's extension fields "
+                f"({', '.join(EXTENSION_FIELDS)}) with HTTP {exc.status}; sending call-ended "
+                "without them from now on"
+            )
+            await self.post_event(stripped)
+
+    async def upload_chunk(self, call_id: str, chunk_index: int, pcm: bytes) -> None:
+        """Presign and PUT one chunk; an expired or rejected URL gets a fresh one, once."""
+        url = await self.presign(call_id, chunk_index)
+        try:
+            await self.upload(url, pcm)
+        except DeliveryError as exc:
+            if exc.status != 403:
+                raise
+            await self.upload(await self.presign(call_id, chunk_index), pcm)
 
     async def presign(self, call_id: str, chunk_index: int) -> str:
         """The URL to PUT chunk ``chunk_index`` to."""
@@ -144,3 +183,7 @@ class BackendClient:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise DeliveryError(endpoint, None, True, type(exc).__name__) from exc
+
+
+def without_extensions(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key not in EXTENSION_FIELDS}

@@ -1,0 +1,133 @@
+"""``pipecat-roark replay``: send what the spool holds, with progress and a summary.
+
+Only the standard library at import time (the CLI builds every parser at startup).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="send the calls kept in the spool (requests that could not be delivered)",
+        description=(
+            "Sends every request kept in the spool, call by call in protocol order, and "
+            "removes each one the backend accepts. Records go to the backend they were "
+            "meant for unless --base-url says otherwise. Safe to run while observers run: "
+            "a record is only ever sent by one process at a time."
+        ),
+    )
+    parser.add_argument(
+        "--spool-dir", metavar="DIR", help="default: $ROARK_SPOOL_DIR or the user data dir"
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="send every record to this backend instead of the one it was meant for",
+    )
+    parser.add_argument("--api-key", metavar="KEY", help="default: $ROARK_API_KEY")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be sent; send nothing"
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from .spool import Spool, default_spool_dir
+
+    spool = Spool(Path(args.spool_dir) if args.spool_dir else default_spool_dir())
+    if args.dry_run:
+        return _dry_run(spool)
+    api_key = args.api_key or os.environ.get("ROARK_API_KEY", "")
+    if not api_key.strip():
+        print(
+            "pipecat-roark replay: no API key: pass --api-key or set ROARK_API_KEY",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_replay(spool, api_key.strip(), args.base_url))
+
+
+def _dry_run(spool: Any) -> int:
+    calls: dict[tuple[str, str], list[str]] = {}
+    for record in spool.inventory():
+        calls.setdefault((record.base_url, record.call_id), []).append(record.kind)
+    for (base_url, call_id), kinds in sorted(calls.items()):
+        chunks = kinds.count("chunk")
+        parts = [k for k in ("call-started",) if k in kinds]
+        parts += [f"{chunks} chunk(s)"] if chunks else []
+        parts += [k for k in ("call-ended",) if k in kinds]
+        print(f"{call_id}  ->  {base_url}: {', '.join(parts)}")
+    total = sum(len(kinds) for kinds in calls.values())
+    print(f"{total} record(s) of {len(calls)} call(s) in {spool.directory}; nothing sent")
+    return 0
+
+
+async def _replay(spool: Any, api_key: str, base_url: str | None) -> int:
+    import aiohttp
+
+    from .client import BackendClient
+    from .replay import replay_spool
+    from .retry import DeliveryOptions
+
+    options = DeliveryOptions()
+    total = len(spool.inventory())
+    bar = _ProgressBar(total)
+    async with aiohttp.ClientSession() as session:
+
+        def client_for(record_base_url: str) -> BackendClient:
+            return BackendClient(
+                session,
+                base_url=base_url or record_base_url,
+                api_key=api_key,
+                timeout=options.request_timeout,
+            )
+
+        summary = await replay_spool(spool, client_for, options, progress=bar.advance)
+    bar.close()
+    print(
+        f"sent {summary.sent}, still failing {summary.still_failing}, dropped {summary.dropped} "
+        f"({summary.calls} call(s); spool: {spool.directory})"
+    )
+    for error in summary.errors:
+        print(f"  rejected: {error}")
+    if summary.auth_refused:
+        print(
+            "the backend refused the API key: set ROARK_API_KEY (or --api-key) to a valid key "
+            "and run `pipecat-roark replay` again; nothing was dropped",
+            file=sys.stderr,
+        )
+    return 0 if summary.still_failing == 0 else 1
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._tty = sys.stderr.isatty()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        width = 30
+        filled = width * self.done // max(1, self.total)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} records"
+        if self._tty:
+            print(f"\r{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._tty and self.total:
+            print(file=sys.stderr)
