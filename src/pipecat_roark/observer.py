@@ -30,6 +30,7 @@ from pipecat.frames.frames import (
     FunctionCallResultFrame,
     InputAudioRawFrame,
     InterruptionFrame,
+    MetricsFrame,
     OutputAudioRawFrame,
     StartFrame,
     StopFrame,
@@ -46,14 +47,17 @@ from . import _pipecat_compat as compat
 from .call_id import resolve_call_id
 from .delivery.sender import DEFAULT_FLUSH_TIMEOUT, CallLane, DeliveryStats, Sender
 from .delivery.spool import Spool, default_spool_dir
+from .metrics import Interruption, call_metrics, service_metric
 from .recorder import CallRecorder, Moment, Resolved, iso_utc
 from .recording import CallAudioRecorder
+from .speech import SpeechActivity
 from .wire import CALL_ENDED, CALL_STARTED, DEFAULT_BASE_URL
 
 __all__ = ["RoarkObserver"]
 
 _Handler = Callable[[FramePushed], None]
 _SEEN_CAPACITY = 4096
+_MAX_SERVICE_METRICS = 20_000
 # The recording's last chunk is handed over by a handler task; one that hangs is abandoned.
 _TAIL_CHUNK_WAIT_SECS = 10.0
 
@@ -81,6 +85,8 @@ class RoarkObserver(BaseObserver):
             delivered by then is kept in the spool and sent later.
         spool_dir: Where undeliverable requests are kept; defaults to ``ROARK_SPOOL_DIR``,
             then ``pipecat-roark/spool`` in the user data directory.
+        metrics: Send call-ended's ``metrics``: response latency, interruptions, talk time
+            and the services' own metrics (README, "Metrics").
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class RoarkObserver(BaseObserver):
         runner_args: object | None = None,
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         spool_dir: str | os.PathLike[str] | None = None,
+        metrics: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -123,6 +130,9 @@ class RoarkObserver(BaseObserver):
         audio_buffer_processor.add_event_handler("on_audio_data", self._on_audio_data)
 
         self._recorder = CallRecorder()
+        self._speech = SpeechActivity() if metrics else None
+        self._metrics_on = metrics
+        self._service_metrics: list[tuple[dict[str, Any], Moment]] = []
         self._handlers: dict[type, _Handler | None] = {}
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
@@ -223,11 +233,15 @@ class RoarkObserver(BaseObserver):
             (FunctionCallInProgressFrame, self._on_tool_call),
             (FunctionCallResultFrame, self._on_tool_result),
             ((EndFrame, StopFrame, CancelFrame), self._on_end_frame),
+            (MetricsFrame, self._on_metrics if self._metrics_on else self._ignore),
         )
         for classes, handler in table:
             if issubclass(frame_class, classes):
-                return handler
+                return None if handler == self._ignore else handler
         return None
+
+    def _ignore(self, data: FramePushed) -> None:
+        pass
 
     def _first_sight(self, frame: Frame) -> bool:
         """True the first time a frame (or its broadcast sibling) is seen, across all hops."""
@@ -314,6 +328,16 @@ class RoarkObserver(BaseObserver):
                 str(frame.tool_call_id or ""), _result_text(frame.result), self._moment(data)
             )
 
+    def _on_metrics(self, data: FramePushed) -> None:
+        frame: Any = data.frame
+        if not self._first_sight(frame) or len(self._service_metrics) >= _MAX_SERVICE_METRICS:
+            return
+        moment = self._moment(data)
+        for item in frame.data or ():
+            entry = service_metric(item)
+            if entry is not None:
+                self._service_metrics.append((entry, moment))
+
     def _on_end_frame(self, data: FramePushed) -> None:
         if self._end_reason is not None:
             return
@@ -347,6 +371,8 @@ class RoarkObserver(BaseObserver):
             self._recording_format = (sample_rate, num_channels)
             self._recorded_bytes += len(audio)
             self._ensure_lane().chunk(index, bytes(audio))
+            if self._speech is not None and num_channels == 2:
+                self._speech.feed(audio, sample_rate, num_channels)
         except Exception as exc:
             self._log_failure("audio", exc)
 
@@ -471,7 +497,36 @@ class RoarkObserver(BaseObserver):
             body["transcript"] = transcript
         if tools:
             body["toolCalls"] = tools
+        if self._metrics_on:
+            body["metrics"] = self._metrics(transcript)
+        if self._own_recorder is not None:
+            self._own_recorder.forget_positions()
         return body
+
+    def _metrics(self, transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        measured: list[dict[str, Any]] = []
+        for entry, moment in self._service_metrics:
+            when = self._resolve(moment)
+            placed = {**entry, "timestamp": iso_utc(when.wall)}
+            if when.offset_ms is not None:
+                placed["audioOffsetMs"] = when.offset_ms
+            measured.append(placed)
+        cuts = [
+            Interruption(
+                self._resolve(cut.moment).offset_ms or 0,
+                self._resolve(cut.bot_turn_start).offset_ms if cut.bot_turn_start else None,
+                cut.played_words,
+                cut.generated_words,
+            )
+            for cut in self._recorder.cuts
+        ]
+        speech = self._speech if self._recording_format is not None else None
+        return measured + call_metrics(transcript, speech, cuts, self._iso_at)
+
+    def _iso_at(self, offset_ms: int) -> str:
+        own = self._own_recorder
+        anchor = (own.first_audio_wall if own else None) or self._anchor_wall
+        return iso_utc((anchor if anchor is not None else time.time()) + offset_ms / 1000)
 
     def _resolve(self, moment: Moment) -> Resolved:
         """Place a moment on the recording's timeline: its sample position when the recorder

@@ -18,7 +18,7 @@ from typing import Any
 
 from .text import TextChunk, join_text_chunks
 
-__all__ = ["CallRecorder", "Moment", "Resolved", "iso_utc"]
+__all__ = ["CallRecorder", "Cut", "Moment", "Resolved", "iso_utc"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -60,6 +60,16 @@ class _Turn:
     """A turn opened by a VAD edge keeps taking late STT finals until the next one."""
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The caller started speaking over the bot."""
+
+    moment: Moment
+    bot_turn_start: Moment | None
+    played_words: int
+    generated_words: int
+
+
 @dataclass(slots=True)
 class _Tool:
     kind: str
@@ -82,6 +92,7 @@ class CallRecorder:
         self._tools: list[_Tool] = []
         self._invoked: set[str] = set()
         self._answered: set[str] = set()
+        self.cuts: list[Cut] = []
         self.words_are_played = False
         """Set when an output transport releases the words as their audio plays; until then
         (a pipeline without one) the words the TTS generated are all there is."""
@@ -139,6 +150,15 @@ class CallRecorder:
         self._close_assistant(moment)
 
     def interrupted(self, moment: Moment) -> None:
+        if self._bot_start is not None or self._played:
+            self.cuts.append(
+                Cut(
+                    moment,
+                    self._bot_start or self._first_text,
+                    _word_count(self._played if self.words_are_played else self._generated),
+                    _word_count(self._generated),
+                )
+            )
         self._close_assistant(moment)
 
     # -- tools ----------------------------------------------------------------------------
@@ -201,6 +221,10 @@ class CallRecorder:
         self._first_text = None
         self._played.clear()
         self._generated.clear()
+
+
+def _word_count(parts: list[TextChunk]) -> int:
+    return len(join_text_chunks(parts).split())
 
 
 def _clock_key(start: Moment | None, flushed: Moment) -> float:

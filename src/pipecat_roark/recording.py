@@ -56,7 +56,10 @@ _PLACED_FRAMES = (
     FunctionCallResultFrame,
 )
 _AUDIO_FRAMES = (InputAudioRawFrame, OutputAudioRawFrame)
-_MAX_POSITIONS = 1024
+# Positions of speech edges and tool calls until the call ends: a few per turn, so this
+# bound is only reached by a call of many hours, whose earliest edges then fall back to
+# the pipeline clock.
+_MAX_POSITIONS = 1 << 16
 
 
 class CallAudioRecorder(AudioBufferProcessor):
@@ -102,14 +105,17 @@ class CallAudioRecorder(AudioBufferProcessor):
         return merged
 
     def position_ms(self, *frame_ids: int | None) -> int | None:
-        """Where the first of ``frame_ids`` that passed the recorder fell, in ms; forgets it."""
+        """Where the first of ``frame_ids`` that passed the recorder fell, in ms."""
         rate = self.sample_rate
         for frame_id in frame_ids:
             if frame_id is not None and rate:
-                samples = self._positions.pop(frame_id, None)
+                samples = self._positions.get(frame_id)
                 if samples is not None:
                     return samples * 1000 // rate
         return None
+
+    def forget_positions(self) -> None:
+        self._positions.clear()
 
     def _head_samples(self) -> int:
         user, bot = track_buffer_lengths(self)

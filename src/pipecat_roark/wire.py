@@ -58,7 +58,6 @@ METRIC_KINDS = (
     "turn_latency",
     "end_of_turn",
     "interruption",
-    "talk_time",
     "ttfb",
     "processing",
     "llm_usage",

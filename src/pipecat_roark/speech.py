@@ -1,0 +1,112 @@
+"""Where each side of the recording speaks, measured on the recorded samples themselves.
+
+Talk time, overlap, silence and response latency are properties of the audio, so they are
+measured on it: every chunk of the stereo recording (left = user, right = bot) is cut into
+10 ms windows, a window whose RMS level is above -44 dBFS counts as speech, and runs of
+speech closer than 200 ms are one stretch. Exact on the recording's own sample timeline,
+and off the call's path: it runs on whole chunks (a few seconds at a time) with numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SpeechActivity", "Stretch", "overlap_ms", "union"]
+
+WINDOW_MS = 10
+_THRESHOLD_RMS = 205.0  # -44 dBFS for 16-bit audio
+_BRIDGE_MS = 200
+_SHORTEST_MS = 40
+
+Stretch = tuple[int, int]
+"""A stretch of speech as (start_ms, end_ms) on the recording's timeline."""
+
+
+@dataclass(slots=True)
+class _Channel:
+    stretches: list[list[int]] = field(default_factory=list)
+
+
+class SpeechActivity:
+    """Accumulates, chunk by chunk, where each channel of a recording has speech."""
+
+    def __init__(self) -> None:
+        self._channels: list[_Channel] = []
+        self._carry = np.zeros((0, 0), dtype=np.int16)
+        self._windows_done = 0
+        self._rate = 0
+
+    def feed(self, pcm: bytes, sample_rate: int, channels: int) -> None:
+        if not pcm or sample_rate <= 0 or channels <= 0:
+            return
+        if not self._channels or self._rate != sample_rate:
+            self._channels = [_Channel() for _ in range(channels)]
+            self._carry = np.zeros((0, channels), dtype=np.int16)
+            self._windows_done = 0
+            self._rate = sample_rate
+        frames = np.frombuffer(pcm[: len(pcm) - len(pcm) % (2 * channels)], dtype="<i2")
+        samples = np.concatenate([self._carry, frames.reshape(-1, channels)])
+        window = max(1, sample_rate * WINDOW_MS // 1000)
+        whole = len(samples) // window * window
+        self._carry = samples[whole:]
+        if not whole:
+            return
+        blocks = samples[:whole].astype(np.float32).reshape(-1, window, channels)
+        rms = np.sqrt(np.mean(np.square(blocks), axis=1))  # (windows, channels)
+        for index, channel in enumerate(self._channels):
+            self._add_runs(channel, rms[:, index] > _THRESHOLD_RMS)
+        self._windows_done += len(rms)
+
+    def stretches(self, channel: int) -> list[Stretch]:
+        """Speech on ``channel`` so far, blips shorter than 40 ms left out."""
+        if channel >= len(self._channels):
+            return []
+        return [
+            (start, end)
+            for start, end in self._channels[channel].stretches
+            if end - start >= _SHORTEST_MS
+        ]
+
+    @property
+    def duration_ms(self) -> int:
+        return self._windows_done * WINDOW_MS
+
+    def _add_runs(self, channel: _Channel, active: np.ndarray) -> None:
+        edges = np.diff(np.concatenate(([0], active.astype(np.int8), [0])))
+        starts = np.flatnonzero(edges == 1)
+        ends = np.flatnonzero(edges == -1)
+        base = self._windows_done
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            start_ms, end_ms = (base + start) * WINDOW_MS, (base + end) * WINDOW_MS
+            previous = channel.stretches[-1] if channel.stretches else None
+            if previous is not None and start_ms - previous[1] <= _BRIDGE_MS:
+                previous[1] = end_ms
+            else:
+                channel.stretches.append([start_ms, end_ms])
+
+
+def union(first: list[Stretch], second: list[Stretch]) -> list[Stretch]:
+    """Where either side speaks."""
+    merged: list[list[int]] = []
+    for start, end in sorted(first + second):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
+
+
+def overlap_ms(first: list[Stretch], second: list[Stretch]) -> int:
+    """How long both sides speak at once."""
+    total = i = j = 0
+    while i < len(first) and j < len(second):
+        start = max(first[i][0], second[j][0])
+        end = min(first[i][1], second[j][1])
+        total += max(0, end - start)
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
