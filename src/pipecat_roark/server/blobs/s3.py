@@ -1,0 +1,198 @@
+"""Blobs in an S3-compatible bucket; clients PUT chunks straight to it by presigned URL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import StorageUnavailable
+from . import PIECE_SIZE, BlobNotFound
+
+__all__ = ["S3BlobStore"]
+
+_MULTIPART_PART = 8 * 1024 * 1024
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _storage_errors(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """Report an unreachable or failing bucket as StorageUnavailable (a 503)."""
+
+    @wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(*args, **kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            if _is_not_found(exc):
+                raise BlobNotFound(str(exc)) from exc
+            raise StorageUnavailable(f"S3: {exc}") from exc
+
+    return wrapper
+
+
+def _is_not_found(exc: Exception) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in ("NoSuchKey", "404", "NotFound")
+
+
+class S3BlobStore:
+    kind = "s3"
+
+    def __init__(self, client: Any, stack: AsyncExitStack, bucket: str, prefix: str) -> None:
+        self._client = client
+        self._stack = stack
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+
+    @classmethod
+    async def open(
+        cls, *, bucket: str, prefix: str, endpoint_url: str | None, region: str
+    ) -> S3BlobStore:
+        if not bucket:
+            raise ValueError("blob URL: s3:// needs a bucket name")
+        stack = AsyncExitStack()
+        config = AioConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        )
+        client = await stack.enter_async_context(
+            get_session().create_client(
+                "s3", endpoint_url=endpoint_url, region_name=region, config=config
+            )
+        )
+        return cls(client, stack, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    @_storage_errors
+    async def ensure_bucket(self) -> None:
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if not _is_not_found(exc):
+                raise
+            await self._client.create_bucket(Bucket=self.bucket)
+
+    @_storage_errors
+    async def check(self) -> None:
+        await self._client.head_bucket(Bucket=self.bucket)
+
+    @_storage_errors
+    async def write_stream(self, key: str, body: AsyncIterator[bytes]) -> int:
+        data = bytearray()
+        async for piece in body:
+            data.extend(piece)
+        await self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data))
+        return len(data)
+
+    @_storage_errors
+    async def put_file(self, key: str, path: Path, content_type: str) -> None:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size <= _MULTIPART_PART:
+            await self._client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=await asyncio.to_thread(path.read_bytes),
+                ContentType=content_type,
+            )
+            return
+        handle = await asyncio.to_thread(open, path, "rb")
+        try:
+            await self._multipart(key, handle, content_type)
+        finally:
+            handle.close()
+
+    async def _multipart(self, key: str, handle: Any, content_type: str) -> None:
+        upload = await self._client.create_multipart_upload(
+            Bucket=self.bucket, Key=self._key(key), ContentType=content_type
+        )
+        upload_id = upload["UploadId"]
+        parts = []
+        try:
+            number = 1
+            while part := await asyncio.to_thread(handle.read, _MULTIPART_PART):
+                answer = await self._client.upload_part(
+                    Bucket=self.bucket,
+                    Key=self._key(key),
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=part,
+                )
+                parts.append({"ETag": answer["ETag"], "PartNumber": number})
+                number += 1
+            await self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            await self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload_id
+            )
+            raise
+
+    async def read(self, key: str, piece_size: int = PIECE_SIZE) -> AsyncGenerator[bytes, None]:
+        try:
+            answer = await self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise BlobNotFound(key) from exc
+            raise StorageUnavailable(f"S3: {exc}") from exc
+        async with answer["Body"] as stream:
+            while piece := await stream.read(piece_size):
+                yield piece
+
+    @_storage_errors
+    async def sizes(self, prefix: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        paginator = self._client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for item in page.get("Contents", ()):
+                found[item["Key"][len(self.prefix) :]] = int(item["Size"])
+        return found
+
+    @_storage_errors
+    async def delete_prefix(self, prefix: str) -> None:
+        keys = list(await self.sizes(prefix))
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(key)} for key in keys[start : start + 1000]]
+            await self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+
+    async def presign_put(self, key: str, content_type: str, ttl: int) -> str | None:
+        url: str = await self._client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type},
+            ExpiresIn=ttl,
+        )
+        return url
+
+    async def presign_get(self, key: str, ttl: int) -> str | None:
+        url: str = await self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=ttl
+        )
+        return url
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    async def close(self) -> None:
+        await self._stack.aclose()

@@ -1,0 +1,338 @@
+"""Ingest writes: the rows behind call-started, chunk-upload-url, chunk PUT and call-ended.
+
+Each function runs inside the caller's transaction and is idempotent on its natural key,
+so a retried or reordered request builds the same call. Every lookup is by a unique index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..wire import CallEnded, CallStarted
+from . import schema
+from .database import dialect_insert, insert_or_select, utcnow
+from .errors import ApiError
+from .jobs import enqueue_stitch
+
+__all__ = [
+    "ENDED",
+    "IN_PROGRESS",
+    "CallRef",
+    "check_call_id",
+    "record_call_ended",
+    "record_call_started",
+    "record_chunk_requested",
+    "record_chunk_uploaded",
+]
+
+IN_PROGRESS = "IN_PROGRESS"
+ENDED = "ENDED"
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """The stored call a request landed on."""
+
+    id: str
+    status: str
+    num_channels: int | None
+
+
+def check_call_id(value: str) -> str:
+    """A call id is opaque text; control characters (NUL included) are refused."""
+    if _CONTROL_CHARACTERS.search(value):
+        raise ApiError(
+            422,
+            "invalid_field",
+            "pipecatCallId: must not contain control characters",
+            "pipecatCallId",
+        )
+    return value
+
+
+def _parse_time(value: str | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(422, "invalid_field", f"{field}: not an ISO 8601 timestamp", field) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+async def _call(
+    connection: AsyncConnection, project_id: str, pipecat_call_id: str, *, lock: bool = False
+) -> CallRef:
+    """The project's call with this id, created (IN_PROGRESS) by whichever request comes first."""
+    now = utcnow()
+    row = await insert_or_select(
+        connection,
+        schema.calls,
+        {
+            "id": str(uuid.uuid4()),
+            "project_id": project_id,
+            "pipecat_call_id": pipecat_call_id,
+            "status": IN_PROGRESS,
+            "started_received": False,
+            "ended_received": False,
+            "stitch_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            "last_activity_at": now,
+        },
+        ("project_id", "pipecat_call_id"),
+        columns=("id", "status", "num_channels"),
+        lock=lock,
+    )
+    return CallRef(row.id, row.status, row.num_channels)
+
+
+async def _touch(connection: AsyncConnection, call_id: str, **values: Any) -> None:
+    now = utcnow()
+    await connection.execute(
+        update(schema.calls)
+        .where(schema.calls.c.id == call_id)
+        .values(updated_at=now, last_activity_at=now, **values)
+    )
+
+
+async def _agent_id(connection: AsyncConnection, project_id: str, body: CallStarted) -> str:
+    """The agent is registered on first sight; a new ``agentName`` renames it."""
+    now = utcnow()
+    row = await insert_or_select(
+        connection,
+        schema.agents,
+        {
+            "id": str(uuid.uuid4()),
+            "project_id": project_id,
+            "custom_id": body.agentId,
+            "name": body.agentName,
+            "created_at": now,
+            "updated_at": now,
+        },
+        ("project_id", "custom_id"),
+        update_on_conflict={"name": body.agentName, "updated_at": now} if body.agentName else None,
+        update_where=schema.agents.c.name.is_distinct_from(body.agentName),
+    )
+    return str(row.id)
+
+
+async def _prompt_id(connection: AsyncConnection, agent_id: str, prompt: str) -> str:
+    """Each distinct prompt text of an agent is kept once, as a revision."""
+    digest = hashlib.sha256(prompt.encode()).hexdigest()
+    row = await insert_or_select(
+        connection,
+        schema.agent_prompts,
+        {
+            "id": str(uuid.uuid4()),
+            "agent_id": agent_id,
+            "prompt_sha256": digest,
+            "prompt": prompt,
+            "created_at": utcnow(),
+        },
+        ("agent_id", "prompt_sha256"),
+    )
+    return str(row.id)
+
+
+async def record_call_started(
+    connection: AsyncConnection, project_id: str, body: CallStarted
+) -> CallRef:
+    check_call_id(body.pipecatCallId)
+    started_at = _parse_time(body.eventTimestamp, "eventTimestamp")
+    agent_id = await _agent_id(connection, project_id, body)
+    prompt_id = (
+        await _prompt_id(connection, agent_id, body.agentPrompt) if body.agentPrompt else None
+    )
+    call = await _call(connection, project_id, body.pipecatCallId, lock=True)
+    already = await connection.scalar(
+        select(schema.calls.c.started_received).where(schema.calls.c.id == call.id)
+    )
+    if already:
+        await _touch(connection, call.id)
+        return call
+    values: dict[str, Any] = {
+        "started_received": True,
+        "agent_id": agent_id,
+        "prompt_id": prompt_id,
+    }
+    await _touch(connection, call.id, **values)
+    # call-ended may have set started_at from callStartedAt already; keep that one.
+    await connection.execute(
+        update(schema.calls)
+        .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
+        .values(started_at=started_at)
+    )
+    return call
+
+
+async def record_chunk_requested(
+    connection: AsyncConnection,
+    project_id: str,
+    pipecat_call_id: str,
+    chunk_index: int,
+    url_ttl: int,
+    late_chunk_delay: float,
+) -> CallRef:
+    """A client is about to upload chunk ``chunk_index``; note it so a gap can be told."""
+    check_call_id(pipecat_call_id)
+    call = await _call(connection, project_id, pipecat_call_id)
+    now = utcnow()
+    insert = dialect_insert(connection, schema.chunks).values(
+        call_id=call.id, chunk_index=chunk_index, url_expires_at=now + timedelta(seconds=url_ttl)
+    )
+    await connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=["call_id", "chunk_index"],
+            set_={"url_expires_at": insert.excluded.url_expires_at},
+        )
+    )
+    await _touch(connection, call.id)
+    if call.status == ENDED:
+        # A late retry: the bytes may go straight to a bucket, so look again shortly.
+        await enqueue_stitch(connection, call.id, now + timedelta(seconds=late_chunk_delay))
+    return call
+
+
+async def record_chunk_uploaded(
+    connection: AsyncConnection, call_id: str, chunk_index: int, size: int
+) -> bool:
+    """The server stored a chunk's bytes; False when the call no longer exists."""
+    now = utcnow()
+    result = await connection.execute(
+        update(schema.chunks)
+        .where(schema.chunks.c.call_id == call_id, schema.chunks.c.chunk_index == chunk_index)
+        .values(size=size, uploaded_at=now)
+    )
+    if not result.rowcount:
+        return False
+    status = await connection.scalar(
+        select(schema.calls.c.status).where(schema.calls.c.id == call_id)
+    )
+    await _touch(connection, call_id)
+    if status == ENDED:
+        await enqueue_stitch(connection, call_id, now)
+    return True
+
+
+def _transcript_text(body: CallEnded) -> str:
+    return "\n".join(turn.content for turn in body.transcript or () if turn.role != "system")
+
+
+async def record_call_ended(
+    connection: AsyncConnection, project_id: str, body: CallEnded
+) -> tuple[CallRef, bool]:
+    """Store call-ended once; return the call and whether this request changed it.
+
+    A repeat is acknowledged unchanged, but one whose recording format disagrees with the
+    stored one is a conflict: the chunks already stored cannot be both.
+    """
+    check_call_id(body.pipecatCallId)
+    event_at = _parse_time(body.eventTimestamp, "eventTimestamp")
+    started_at = _parse_time(body.callStartedAt, "callStartedAt")
+    ended_at = _parse_time(body.callEndedAt, "callEndedAt") or event_at
+    call = await _call(connection, project_id, body.pipecatCallId, lock=True)
+    stored = (
+        await connection.execute(
+            select(
+                schema.calls.c.ended_received,
+                schema.calls.c.sample_rate,
+                schema.calls.c.num_channels,
+                schema.calls.c.started_at,
+            ).where(schema.calls.c.id == call.id)
+        )
+    ).one()
+    if stored.ended_received:
+        _check_same_format(body, stored.sample_rate, stored.num_channels)
+        await _touch(connection, call.id)
+        return call, False
+
+    started_at = started_at or stored.started_at
+    duration_ms = None
+    if started_at is not None and ended_at is not None and ended_at >= started_at:
+        duration_ms = int((ended_at - started_at).total_seconds() * 1000)
+    await _touch(
+        connection,
+        call.id,
+        status=ENDED,
+        ended_received=True,
+        finalised_by="call-ended",
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_ms=duration_ms,
+        ended_reason=body.callEndedReason,
+        agent_spoke_first=body.agentSpokeFirst,
+        sample_rate=body.recordingSampleRate,
+        num_channels=body.recordingNumChannels,
+        transcript=_dump(body.transcript),
+        transcript_text=_transcript_text(body),
+        tool_calls=_dump(body.toolCalls),
+        metrics=_dump(body.metrics),
+    )
+    await enqueue_stitch(connection, call.id, utcnow())
+    return CallRef(call.id, ENDED, body.recordingNumChannels), True
+
+
+def _check_same_format(body: CallEnded, sample_rate: int | None, channels: int | None) -> None:
+    for field, given, stored in (
+        ("recordingSampleRate", body.recordingSampleRate, sample_rate),
+        ("recordingNumChannels", body.recordingNumChannels, channels),
+    ):
+        if given is not None and stored is not None and given != stored:
+            raise ApiError(
+                409,
+                "recording_format_conflict",
+                f"{field}: {given} disagrees with {stored} sent earlier for this call",
+                field,
+            )
+
+
+def _dump(items: list[Any] | None) -> list[dict[str, Any]] | None:
+    if items is None:
+        return None
+    return [item.model_dump(mode="json", exclude_none=True) for item in items]
+
+
+async def finalise_inactive(
+    connection: AsyncConnection, idle_seconds: float, limit: int = 100
+) -> list[str]:
+    """End calls that have been silent for ``idle_seconds``, as if call-ended had come."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=idle_seconds)
+    ids = list(
+        await connection.scalars(
+            select(schema.calls.c.id)
+            .where(schema.calls.c.status == IN_PROGRESS, schema.calls.c.last_activity_at < cutoff)
+            .limit(limit)
+        )
+    )
+    for call_id in ids:
+        result = await connection.execute(
+            update(schema.calls)
+            .where(and_(schema.calls.c.id == call_id, schema.calls.c.status == IN_PROGRESS))
+            .values(
+                status=ENDED,
+                finalised_by="inactivity",
+                ended_at=schema.calls.c.last_activity_at,
+                ended_reason="inactivity-timeout",
+                updated_at=now,
+            )
+        )
+        if result.rowcount:
+            await enqueue_stitch(connection, call_id, now)
+    return ids

@@ -1,0 +1,127 @@
+"""``pipecat-roark serve`` and ``pipecat-roark keys``: standard library only at import time."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+__all__ = ["add_parsers"]
+
+_SERVE_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    ("--host", "host", str, "address to listen on (default 127.0.0.1)"),
+    ("--port", "port", int, "port to listen on (default 8787)"),
+    (
+        "--data-dir",
+        "data_dir",
+        str,
+        "folder for the SQLite file and blobs (default: user data dir)",
+    ),
+    ("--database-url", "database_url", str, "sqlite:///path or postgresql://user@host:port/db"),
+    ("--blob-url", "blob_url", str, "file:///path or s3://bucket/prefix"),
+    ("--s3-endpoint-url", "s3_endpoint_url", str, "endpoint of an S3-compatible store"),
+    ("--public-url", "public_url", str, "base URL clients reach this server at"),
+    ("--retention-days", "retention_days", float, "delete calls older than this many days"),
+)
+
+
+def add_parsers(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the self-hosted Roark-compatible backend",
+        description="Run the backend. Every option is also read from ROARK_SERVER_<NAME> "
+        "(e.g. ROARK_SERVER_DATABASE_URL); arguments win over the environment.",
+    )
+    _add_storage_options(serve, all_options=True)
+    serve.add_argument("--log-json", action="store_true", default=None, help="log JSON lines")
+    serve.set_defaults(handler=_serve)
+
+    keys = subparsers.add_parser("keys", help="manage the backend's API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = key_commands.add_parser("create", help="create a project's key and print it once")
+    create.add_argument("--project", required=True, help="project name (created if new)")
+    _add_storage_options(create, all_options=False)
+    create.set_defaults(handler=_keys_create)
+    listing = key_commands.add_parser("list", help="list projects and key prefixes")
+    _add_storage_options(listing, all_options=False)
+    listing.set_defaults(handler=_keys_list)
+
+
+def _add_storage_options(parser: argparse.ArgumentParser, *, all_options: bool) -> None:
+    for flag, dest, kind, text in _SERVE_OPTIONS:
+        if all_options or dest in ("data_dir", "database_url"):
+            parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    try:
+        from .settings import ServerSettings
+    except ImportError as exc:  # pragma: no cover - settings is standard library only
+        raise _missing(exc) from exc
+    arguments = {dest: getattr(args, dest, None) for _, dest, _, _ in _SERVE_OPTIONS}
+    arguments["log_json"] = getattr(args, "log_json", None)
+    return ServerSettings.from_sources(arguments)
+
+
+def _missing(exc: ImportError) -> Exception:
+    from ..cli import MissingExtraError
+
+    return MissingExtraError("server", exc.name or "a server dependency")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        import uvicorn
+        from loguru import logger
+
+        from .app import create_app
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    logger.remove()
+    logger.add(sys.stderr, level="INFO", serialize=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+    )
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        from .embed import ensure_project_key
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    key = asyncio.run(ensure_project_key(settings, args.project))
+    print(key)
+    print(
+        f"(project {args.project!r}; the key is shown only now, only its hash is stored)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        from .auth import list_keys
+        from .database import open_database
+    except ImportError as exc:
+        raise _missing(exc) from exc
+
+    async def _list() -> list[Any]:
+        async with (
+            open_database(settings.resolved_database_url) as engine,
+            engine.connect() as connection,
+        ):
+            return await list_keys(connection)
+
+    for info in asyncio.run(_list()):
+        print(f"{info.project}\t{info.prefix}...\t{info.created_at.isoformat()}")
+    return 0

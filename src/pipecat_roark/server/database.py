@@ -1,0 +1,161 @@
+"""The database connection: one URL picks SQLite or PostgreSQL, migrations run at start.
+
+SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so concurrent writers in one
+process queue instead of failing; PostgreSQL migrations run under an advisory lock so
+replicas starting together apply them once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import ColumnElement, Connection, Row, Table, event, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "create_engine",
+    "dialect_insert",
+    "insert_or_select",
+    "normalize_database_url",
+    "open_database",
+    "run_migrations",
+    "utcnow",
+]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# Any fixed 64-bit number shared by every replica of this server.
+_MIGRATION_LOCK_KEY = 0x726F61726B5F6D67
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the async driver for a plain ``sqlite:`` or ``postgresql:`` URL."""
+    parsed = make_url(url)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    url = make_url(normalize_database_url(database_url))
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so BEGIN IMMEDIATE can be issued.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def dialect_insert(connection: AsyncConnection, table: Table) -> Any:
+    """An INSERT that supports ``on_conflict_do_*`` on the connection's backend."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+@contextlib.asynccontextmanager
+async def open_database(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a schema brought up to date, disposed of on exit."""
+    engine = create_engine(database_url)
+    try:
+        await run_migrations(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def insert_or_select(
+    connection: AsyncConnection,
+    table: Table,
+    values: dict[str, Any],
+    key: Sequence[str],
+    *,
+    columns: Sequence[str] = ("id",),
+    update_on_conflict: dict[str, Any] | None = None,
+    update_where: ColumnElement[bool] | None = None,
+    lock: bool = False,
+) -> Row[Any]:
+    """The row with ``values``' natural ``key``, inserted by whichever request comes first.
+
+    Safe under concurrent requests and replicas: the insert yields to an existing row
+    (optionally updating it), then the row is read back by its unique key.
+    """
+    insert = dialect_insert(connection, table).values(**values)
+    if update_on_conflict:
+        statement = insert.on_conflict_do_update(
+            index_elements=list(key), set_=update_on_conflict, where=update_where
+        )
+    else:
+        statement = insert.on_conflict_do_nothing(index_elements=list(key))
+    await connection.execute(statement)
+    query = select(*(table.c[name] for name in columns)).where(
+        *(table.c[name] == values[name] for name in key)
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await connection.execute(query)).one()
+
+
+async def run_migrations(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest revision; safe for replicas starting at once."""
+    async with engine.connect() as connection:
+        is_postgres = connection.dialect.name == "postgresql"
+        if is_postgres:
+            await connection.execute(
+                text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+            )
+            await connection.commit()
+        try:
+            await connection.run_sync(_upgrade_to_head)
+            await connection.commit()
+        finally:
+            if is_postgres:
+                await connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+                await connection.commit()
+    logger.debug("database schema is current")
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

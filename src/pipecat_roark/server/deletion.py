@@ -1,0 +1,53 @@
+"""Removing calls: on request (DELETE /v1/call/{id}) and by age (``--retention-days``).
+
+Blobs go first, then the rows in one transaction, so a failure part-way leaves a call that
+can be deleted again rather than rows pointing at nothing unnoticed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from loguru import logger
+from sqlalchemy import delete, select
+
+from . import schema
+from .blobs import call_prefix
+from .database import utcnow
+from .state import ServerState
+
+__all__ = ["delete_call", "sweep_retention"]
+
+
+async def delete_call(state: ServerState, call_id: str) -> None:
+    await state.blobs.delete_prefix(call_prefix(call_id))
+    async with state.engine.begin() as connection:
+        await connection.execute(delete(schema.chunks).where(schema.chunks.c.call_id == call_id))
+        await connection.execute(
+            delete(schema.stitch_jobs).where(schema.stitch_jobs.c.call_id == call_id)
+        )
+        await connection.execute(delete(schema.calls).where(schema.calls.c.id == call_id))
+
+
+async def sweep_retention(state: ServerState, batch: int = 100) -> int:
+    """Delete calls created more than ``retention_days`` ago; return how many."""
+    days = state.settings.retention_days
+    if days is None or days <= 0:
+        return 0
+    cutoff = utcnow() - timedelta(days=days)
+    deleted = 0
+    while True:
+        async with state.engine.connect() as connection:
+            ids = list(
+                await connection.scalars(
+                    select(schema.calls.c.id).where(schema.calls.c.created_at < cutoff).limit(batch)
+                )
+            )
+        for call_id in ids:
+            await delete_call(state, call_id)
+        deleted += len(ids)
+        if len(ids) < batch:
+            break
+    if deleted:
+        logger.info("retention: deleted {} calls older than {} days", deleted, days)
+    return deleted

@@ -1,0 +1,116 @@
+"""Cursor pagination: the cursor holds the last row's sort key and id (keyset, not offset).
+
+Pages stay stable while new calls arrive, and a page costs an index range scan however deep
+it is. A cursor also names the sort it was made for, so it cannot be replayed on another.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Table, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .errors import ApiError
+
+__all__ = ["Page", "decode_cursor", "encode_cursor", "fetch_page", "keyset_after"]
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"t": value.isoformat()}
+    return value
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("t"), str):
+        return datetime.fromisoformat(value["t"])
+    return value
+
+
+def encode_cursor(sort: str, direction: str, key: Any, row_id: str) -> str:
+    payload = json.dumps([sort, direction, _encode_value(key), row_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str, direction: str) -> tuple[Any, str]:
+    """The (sort key, id) a cursor continues after; a 422 naming ``after`` if it is not ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for_sort, made_for_direction, key, row_id = json.loads(raw)
+        key = _decode_value(key)
+    except (ValueError, TypeError, binascii.Error):
+        raise ApiError(422, "invalid_field", "after: not a cursor from this API", "after") from None
+    if (made_for_sort, made_for_direction) != (sort, direction) or not isinstance(row_id, str):
+        raise ApiError(
+            422,
+            "invalid_field",
+            "after: the cursor belongs to another sortBy/sortDirection",
+            "after",
+        )
+    return key, row_id
+
+
+def keyset_after(
+    sort_key: ColumnElement[Any], row_id: ColumnElement[Any], direction: str, key: Any, last_id: str
+) -> ColumnElement[bool]:
+    """Rows after (key, id) in the list's order."""
+    if direction == "asc":
+        return or_(sort_key > key, and_(sort_key == key, row_id > last_id))
+    return or_(sort_key < key, and_(sort_key == key, row_id < last_id))
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row[Any]]
+    has_more: bool
+    next_cursor: str | None
+    total: int
+
+    def pagination(self) -> dict[str, Any]:
+        return {"hasMore": self.has_more, "nextCursor": self.next_cursor, "total": self.total}
+
+
+async def fetch_page(
+    connection: AsyncConnection,
+    table: Table,
+    *,
+    conditions: list[ColumnElement[bool]],
+    sort_name: str,
+    sort_key: ColumnElement[Any],
+    key_type: type,
+    direction: str,
+    after: str | None,
+    limit: int,
+) -> Page:
+    """One page of ``table`` rows matching ``conditions``, ordered by (sort key, id)."""
+    page_conditions = list(conditions)
+    if after:
+        key, last_id = decode_cursor(after, sort_name, direction)
+        if not isinstance(key, key_type) or isinstance(key, bool):
+            raise ApiError(422, "invalid_field", "after: not a cursor from this API", "after")
+        page_conditions.append(keyset_after(sort_key, table.c.id, direction, key, last_id))
+    if direction == "asc":
+        order = (sort_key.asc(), table.c.id.asc())
+    else:
+        order = (sort_key.desc(), table.c.id.desc())
+    rows = list(
+        await connection.execute(
+            select(table, sort_key.label("sort_key"))
+            .where(*page_conditions)
+            .order_by(*order)
+            .limit(limit + 1)
+        )
+    )
+    total = await connection.scalar(select(func.count()).select_from(table).where(*conditions))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = (
+        encode_cursor(sort_name, direction, rows[-1].sort_key, rows[-1].id) if has_more else None
+    )
+    return Page(rows=rows, has_more=has_more, next_cursor=next_cursor, total=int(total or 0))

@@ -1,0 +1,180 @@
+"""The tables, as SQLAlchemy Core metadata shared by every query and by the migrations' tests.
+
+Every lookup on the ingest path goes through a unique index on a natural key, so a request
+costs the same however many calls are stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "agent_prompts",
+    "agents",
+    "api_keys",
+    "calls",
+    "chunks",
+    "metadata",
+    "projects",
+    "server_secrets",
+    "stitch_jobs",
+]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _json() -> Any:
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+metadata = MetaData()
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_prefix", String(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False),
+    Column("custom_id", String(256), nullable=False),
+    Column("name", String(512), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("project_id", "custom_id", name="uq_agents_project_custom_id"),
+)
+
+agent_prompts = Table(
+    "agent_prompts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("agent_id", String(36), ForeignKey("agents.id"), nullable=False),
+    Column("prompt_sha256", String(64), nullable=False),
+    Column("prompt", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("agent_id", "prompt_sha256", name="uq_agent_prompts_agent_sha"),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False),
+    Column("pipecat_call_id", String(256), nullable=False),
+    Column("agent_id", String(36), ForeignKey("agents.id"), nullable=True),
+    Column("prompt_id", String(36), ForeignKey("agent_prompts.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("started_received", Boolean(), nullable=False, default=False),
+    Column("ended_received", Boolean(), nullable=False, default=False),
+    Column("finalised_by", String(16), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=True),
+    Column("ended_at", UTCDateTime(), nullable=True),
+    Column("ended_reason", String(256), nullable=True),
+    Column("agent_spoke_first", Boolean(), nullable=True),
+    Column("sample_rate", Integer(), nullable=True),
+    Column("num_channels", Integer(), nullable=True),
+    Column("transcript", _json(), nullable=True),
+    Column("transcript_text", Text(), nullable=True),
+    Column("tool_calls", _json(), nullable=True),
+    Column("metrics", _json(), nullable=True),
+    Column("recording_key", String(512), nullable=True),
+    Column("recording_bytes", BigInteger(), nullable=True),
+    Column("recording_duration_ms", BigInteger(), nullable=True),
+    Column("duration_ms", BigInteger(), nullable=True),
+    Column("stitch_fingerprint", String(64), nullable=True),
+    Column("recording_gaps", _json(), nullable=True),
+    Column("recording_issues", _json(), nullable=True),
+    Column("stitch_count", Integer(), nullable=False, default=0),
+    Column("stitched_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("last_activity_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("project_id", "pipecat_call_id", name="uq_calls_project_pipecat_id"),
+    Index("ix_calls_project_created", "project_id", "created_at"),
+    Index("ix_calls_status_activity", "status", "last_activity_at"),
+    Index("ix_calls_created", "created_at"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("call_id", String(36), ForeignKey("calls.id"), primary_key=True),
+    Column("chunk_index", Integer(), primary_key=True),
+    Column("url_expires_at", UTCDateTime(), nullable=False),
+    Column("size", BigInteger(), nullable=True),
+    Column("uploaded_at", UTCDateTime(), nullable=True),
+)
+
+stitch_jobs = Table(
+    "stitch_jobs",
+    metadata,
+    Column("call_id", String(36), ForeignKey("calls.id"), primary_key=True),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("generation", Integer(), nullable=False, default=0),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("attempts", Integer(), nullable=False, default=0),
+    Index("ix_stitch_jobs_due", "due_at"),
+)

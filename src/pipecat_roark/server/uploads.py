@@ -1,0 +1,110 @@
+"""Chunk uploads to the folder store: the server's own signed, short-lived PUT URLs.
+
+The URL carries the server's call UUID and the chunk index, signed with an expiry, so it
+needs no API key (clients send none to upload URLs) and cannot be bent to another call or
+chunk. With S3 the presign route hands out bucket URLs instead and this route is unused.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from loguru import logger
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from . import schema, signing
+from .blobs import chunk_key
+from .calls import record_chunk_uploaded
+from .errors import ERROR_RESPONSES, ApiError
+from .recordings import public_base_url
+from .state import ServerState, get_state
+from .stitch import SAMPLE_WIDTH
+
+__all__ = ["UPLOAD_PREFIX", "router", "upload_url"]
+
+UPLOAD_PREFIX = "/v1/integrations/pipecat/chunks/"
+_PURPOSE = "chunk-upload"
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+
+class UploadAck(BaseModel):
+    ok: bool
+    chunkIndex: int
+    size: int
+
+
+def upload_url(state: ServerState, request: Request, call_id: str, chunk_index: int) -> str:
+    expires, signature = signing.sign(
+        state.secret, _PURPOSE, call_id, chunk_index, state.settings.upload_url_ttl
+    )
+    return (
+        f"{public_base_url(state, request)}{UPLOAD_PREFIX}{call_id}/{chunk_index}"
+        f"?expires={expires}&signature={signature}"
+    )
+
+
+async def _whole_samples(
+    body: AsyncIterator[bytes], frame_bytes: int, chunk_index: int
+) -> AsyncIterator[bytes]:
+    """Pass the body through; refuse it at the end unless it is whole frames."""
+    size = 0
+    async for piece in body:
+        size += len(piece)
+        yield piece
+    if size % frame_bytes:
+        raise ApiError(
+            422,
+            "partial_frame",
+            f"body: {size} bytes is not a whole number of {frame_bytes}-byte frames "
+            f"(chunk {chunk_index})",
+            "body",
+        )
+
+
+@router.put(
+    UPLOAD_PREFIX + "{callId}/{chunkIndex}",
+    response_model=UploadAck,
+    summary="Upload a chunk's PCM bytes to a URL from chunk-upload-url",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"audio/pcm": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def put_chunk(
+    request: Request,
+    callId: str,
+    chunkIndex: Annotated[int, Path(ge=0, le=1_000_000)],
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query(max_length=128)],
+    state: Annotated[ServerState, Depends(get_state)],
+) -> UploadAck:
+    if not _UUID.match(callId) or not signing.verify(
+        state.secret, _PURPOSE, callId, chunkIndex, expires, signature
+    ):
+        raise ApiError(
+            403, "bad_signature", "signature: invalid or expired upload URL", "signature"
+        )
+    async with state.engine.connect() as connection:
+        channels = await connection.scalar(
+            select(schema.calls.c.num_channels).where(schema.calls.c.id == callId)
+        )
+    # Channels are known only once call-ended has come; until then, whole samples.
+    frame_bytes = SAMPLE_WIDTH * (channels or 1)
+    size = await state.blobs.write_stream(
+        chunk_key(callId, chunkIndex), _whole_samples(request.stream(), frame_bytes, chunkIndex)
+    )
+    async with state.engine.begin() as connection:
+        known = await record_chunk_uploaded(connection, callId, chunkIndex, size)
+    if not known:
+        logger.bind(call_id=callId).info("chunk {} arrived for a deleted call", chunkIndex)
+        raise ApiError(404, "not_found", "callId: the call no longer exists", "callId")
+    state.stitch_wanted.set()
+    return UploadAck(ok=True, chunkIndex=chunkIndex, size=size)

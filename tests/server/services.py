@@ -1,0 +1,182 @@
+"""Real services for the tests: a throwaway PostgreSQL cluster and an S3-compatible server.
+
+Both listen on 127.0.0.1 only, on free ports, in folders under /tmp, and are stopped by the
+session fixtures that start them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["MotoServer", "PostgresCluster", "free_port", "postgres_bin_dir"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def postgres_bin_dir() -> Path | None:
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(candidate, "pg_ctl").exists():
+            return Path(candidate)
+    found = shutil.which("pg_ctl")
+    return Path(found).resolve().parent if found else None
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; run it as the ``postgres`` account then."""
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+@dataclass
+class PostgresCluster:
+    bin_dir: Path
+    root: Path
+    port: int
+
+    @classmethod
+    def start(cls, bin_dir: Path) -> PostgresCluster:
+        root = Path(tempfile.mkdtemp(prefix="roark-pg-", dir="/tmp"))
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+        cluster = cls(bin_dir, root, free_port())
+        subprocess.run(
+            _as_postgres_user(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(root / "data"),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        cluster._pg_ctl_start()
+        return cluster
+
+    def _pg_ctl_start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=on -c max_connections=200"
+        )
+        subprocess.run(
+            _as_postgres_user(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.root / "data"),
+                    "-l",
+                    str(self.root / "log"),
+                    "-w",
+                    "-o",
+                    options,
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(
+            _as_postgres_user(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "-D",
+                    str(self.root / "data"),
+                    "-m",
+                    mode,
+                    "-w",
+                    "stop",
+                ]
+            ),
+            check=False,
+            capture_output=True,
+        )
+
+    def restart(self) -> None:
+        self._pg_ctl_start()
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        subprocess.run(
+            [
+                str(self.bin_dir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-q",
+                "-c",
+                f"CREATE DATABASE {name}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return self.url(name)
+
+
+@dataclass
+class MotoServer:
+    process: subprocess.Popen[bytes]
+    endpoint: str
+
+    @classmethod
+    def start(cls) -> MotoServer:
+        port = free_port()
+        executable = Path(sys.executable).with_name("moto_server")
+        process = subprocess.Popen(
+            [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+                return cls(process, endpoint)
+            except OSError:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        process.kill()
+        raise RuntimeError("moto_server did not start")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
