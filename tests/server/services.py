@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MotoServer", "PostgresCluster", "free_port", "postgres_bin_dir"]
+__all__ = ["MotoServer", "PostgresCluster", "ServeProcess", "free_port", "postgres_bin_dir"]
 
 
 def free_port() -> int:
@@ -180,3 +180,71 @@ class MotoServer:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+@dataclass
+class ServeProcess:
+    """``pipecat-roark serve`` in its own process, on a free 127.0.0.1 port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @classmethod
+    def start(
+        cls, args: list[str], env: dict[str, str], log: Path, port: int | None = None
+    ) -> ServeProcess:
+        port = port or free_port()
+        handle = open(log, "ab")  # noqa: SIM115 - stays open for the child
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipecat_roark.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        handle.close()
+        server = cls(process, f"http://127.0.0.1:{port}", log)
+        server.wait_ready()
+        return server
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited: {self.log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(self.url + "/readyz", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"serve did not get ready: {self.log.read_text()[-2000:]}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when a machine dies."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait(timeout=10)

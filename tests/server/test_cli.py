@@ -1,0 +1,99 @@
+"""The command line: ``serve`` in a real process, ``keys create|list``, settings precedence."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from pipecat_roark.server.settings import ServerSettings
+
+from .services import ServeProcess
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipecat_roark.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_keys_create_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    created = cli("keys", "create", "--project", "acme", "--data-dir", str(tmp_path))
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("rk_live_")
+    assert len(key) > 40
+    assert "\n" not in key
+    database = (tmp_path / "pipecat-roark.sqlite3").read_bytes()
+    for suffix in ("", "-wal"):
+        path = tmp_path / f"pipecat-roark.sqlite3{suffix}"
+        if path.exists():
+            assert key.encode() not in path.read_bytes()
+    assert database
+
+    listed = cli("keys", "list", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("acme\trk_live_")
+    assert key not in listed.stdout
+
+
+def test_the_command_modules_import_only_the_standard_library() -> None:
+    probe = (
+        "import sys; import pipecat_roark.server, pipecat_roark.server.cli, "
+        "pipecat_roark.server.settings; "
+        "heavy = {'fastapi', 'sqlalchemy', 'uvicorn', 'alembic', 'pipecat', 'aiobotocore'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_settings_come_from_arguments_then_environment_then_defaults() -> None:
+    environ = {
+        "ROARK_SERVER_PORT": "9000",
+        "ROARK_SERVER_HOST": "0.0.0.0",
+        "ROARK_SERVER_RETENTION_DAYS": "7",
+    }
+    settings = ServerSettings.from_sources({"port": 9100, "host": None}, environ)
+    assert (settings.port, settings.host, settings.retention_days) == (9100, "0.0.0.0", 7.0)
+    assert ServerSettings.from_sources({}, {}).port == 8787
+    default = ServerSettings.from_sources({}, {})
+    assert default.resolved_database_url.endswith("pipecat-roark/server/pipecat-roark.sqlite3")
+    assert default.resolved_blob_url.endswith("pipecat-roark/server/blobs")
+
+
+def test_serve_runs_from_the_environment_and_stops_on_sigterm(tmp_path: Path) -> None:
+    key = cli("keys", "create", "--project", "cli", "--data-dir", str(tmp_path)).stdout.strip()
+    server = ServeProcess.start(
+        [], {"ROARK_SERVER_DATA_DIR": str(tmp_path)}, tmp_path / "serve.log"
+    )
+    try:
+        request = urllib.request.Request(
+            server.url + "/v1/integrations/pipecat",
+            data=json.dumps(
+                {
+                    "event": "call-started",
+                    "pipecatCallId": "cli-call",
+                    "eventTimestamp": "2026-01-01T00:00:00Z",
+                    "agentId": "a",
+                }
+            ).encode(),
+            headers={"content-type": "application/json", "x-roark-api-key": key},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        assert (tmp_path / "blobs").is_dir()
+    finally:
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert server.stop() in (0, -15)
+    assert "Application shutdown complete" in server.log.read_text()
