@@ -53,7 +53,7 @@ def test_each_turn_is_shown_as_it_happens() -> None:
     console = _console()
     timeline = _timeline()
     with CallProgress(console, SCENARIOS["booking"]) as progress:
-        progress.watch(timeline)
+        progress.call_starting(timeline)
         progress.caller_heard("good evening")
         progress.tool_called(
             ToolUse("check_availability", {"party_size": 2}, {"party_size": 2, "available": True})

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,14 @@ from .transports import DemoTransport, LineRecording, RenderedLine
 from .tts import EspeakTTSService
 from .voices import CallerVoice
 
-__all__ = ["CallEvents", "CallResult", "ToolUse", "play_call", "render_caller_lines"]
+__all__ = [
+    "SAMPLE_RATE",
+    "CallEvents",
+    "CallResult",
+    "ToolUse",
+    "play_call",
+    "render_caller_lines",
+]
 
 SAMPLE_RATE = DECODER_SAMPLE_RATE
 
@@ -77,6 +84,8 @@ class CallResult:
 class CallEvents:
     """Hooks for whoever shows the call as it happens; every method is optional."""
 
+    def call_starting(self, timeline: CallTimeline) -> None: ...
+
     def caller_heard(self, text: str) -> None: ...
 
     def bot_said(self, text: str, interrupted: bool) -> None: ...
@@ -99,7 +108,6 @@ async def play_call(
     recorder: FrameProcessor | None = None,
     recording: LineRecording | None = None,
     events: CallEvents | None = None,
-    on_timeline: Callable[[CallTimeline], None] | None = None,
 ) -> CallResult:
     """Plays ``scenario`` through a real pipeline and returns what the pipeline saw.
 
@@ -110,15 +118,13 @@ async def play_call(
         observers: passed to the ``PipelineTask`` (for instance a ``RoarkObserver``).
         recorder: placed right after ``transport.output()`` (an observer's audio processor).
         recording: a stereo recording of the line, kept by the output transport.
-        events: told about each turn as it happens.
-        on_timeline: called with the call's timeline before the call starts.
+        events: told about the call's timeline, then about each turn as it happens.
     """
     events = events or CallEvents()
     lines = list(lines) if lines is not None else render_caller_lines(scenario)
     clock = PlayoutClock(sample_rate=SAMPLE_RATE, speed=speed)
     timeline = CallTimeline(SAMPLE_RATE)
-    if on_timeline is not None:
-        on_timeline(timeline)
+    events.call_starting(timeline)
     result = CallResult(scenario=scenario, timeline=timeline)
 
     transport = DemoTransport(lines=lines, clock=clock, timeline=timeline, recording=recording)

@@ -18,9 +18,10 @@ import time
 
 __all__ = ["PlayoutClock"]
 
-# How far the caller may run ahead of what the output side has seen: enough to keep the
-# pipeline busy, small enough that the bot's audio stays within a frame of its place.
-DEFAULT_LOOKAHEAD_SECS = 0.06
+# How far the caller may run ahead of what the output side has seen. One frame: any more
+# and, at full speed, the caller's audio a recorder holds runs ahead of the bot's, so the
+# end of each bot turn lands late on the recording's timeline.
+DEFAULT_LOOKAHEAD_SECS = 0.02
 # A clock that has fallen this far behind its schedule (a busy machine) starts afresh
 # from now instead of sending a burst to catch up.
 _MAX_LAG_SECS = 0.1

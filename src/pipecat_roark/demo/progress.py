@@ -45,7 +45,7 @@ class CallProgress(CallEvents):
     def __exit__(self, *exc_info: object) -> None:
         self._progress.stop()
 
-    def watch(self, timeline: CallTimeline) -> None:
+    def call_starting(self, timeline: CallTimeline) -> None:
         self._timeline = timeline
         timeline.subscribe(self._on_timeline)
 

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from .backend import Backend, call_url, embedded_backend
-from .call import CallResult, play_call, render_caller_lines
+from .call import SAMPLE_RATE, CallResult, play_call, render_caller_lines
 from .progress import CallProgress, print_summary
 from .scenarios import Scenario, get_scenario
 from .transports import LineRecording
@@ -70,7 +70,7 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
         where = "embedded backend" if backend.embedded else "backend"
         console.print(f"Sending the call to the {where} at [bold]{backend.base_url}[/bold]\n")
         observer = _observer(scenario, backend)
-        recording = LineRecording(16000) if options.wav else None
+        recording = LineRecording(SAMPLE_RATE) if options.wav else None
         with CallProgress(console, scenario) as progress:
             result = await play_call(
                 scenario,
@@ -80,7 +80,6 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                 recorder=observer.audio_processor,
                 recording=recording,
                 events=progress,
-                on_timeline=progress.watch,
             )
         await observer.aflush()
         delivered = _delivered(observer)
@@ -130,7 +129,6 @@ def _observer(scenario: Scenario, backend: Backend) -> Any:
 
 
 def _delivered(observer: Any) -> bool:
-    stats = getattr(observer, "delivery_stats", None)
-    if not isinstance(stats, dict):
-        return True
-    return not any(value for name, value in stats.items() if "drop" in name or "fail" in name)
+    """Whether every request of the call reached the backend."""
+    stats = observer.delivery_stats
+    return bool(stats.get("sent")) and not stats.get("failed") and not stats.get("dropped")

@@ -26,6 +26,8 @@ from pipecat.frames.frames import (
     OutputAudioRawFrame,
     StartFrame,
     SystemFrame,
+    TTSAudioRawFrame,
+    TTSStartedFrame,
     TTSTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
@@ -65,7 +67,9 @@ class ScriptedCallerInput(BaseInputTransport):
     """The caller's microphone: plays the script's lines, and silence, on the clock.
 
     A line waits for its cue: the bot's reply to the previous line has ended and the
-    caller has paused (or, for a barge-in, the bot has been speaking long enough).
+    caller has paused (or, for a barge-in, the bot has been speaking long enough). What
+    the bot is doing is read from the timeline the output transport keeps, which knows
+    what was actually played.
     """
 
     def __init__(
@@ -88,12 +92,7 @@ class ScriptedCallerInput(BaseInputTransport):
         self._feed: asyncio.Task[None] | None = None
         self._caller_speaking = False
         self._caller_pausing = False
-        self._bot_speaking = False
-        self._bot_replied = False
-
-    @property
-    def script_finished(self) -> bool:
-        return len(self._timeline.caller_lines) == len(self._lines) and not self._caller_speaking
+        self._bot_speech_before_line = 0
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
@@ -110,14 +109,6 @@ class ScriptedCallerInput(BaseInputTransport):
     async def cancel(self, frame: CancelFrame) -> None:
         await self._close_line()
         await super().cancel(frame)
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, BotStartedSpeakingFrame):
-            self._bot_speaking = True
-            self._bot_replied = True
-        elif isinstance(frame, BotStoppedSpeakingFrame):
-            self._bot_speaking = False
-        await super().process_frame(frame, direction)
 
     async def _close_line(self) -> None:
         if self._feed is not None:
@@ -142,8 +133,8 @@ class ScriptedCallerInput(BaseInputTransport):
             return
         settle = round(min(SETTLE_SECS, step.pause_secs) * rate)
         while not (
-            self._bot_replied
-            and not self._bot_speaking
+            len(self._timeline.bot_speech) > self._bot_speech_before_line
+            and self._open_bot_speech() is None
             and self._clock.sent_samples - self._bot_speech_end() >= settle
         ):
             await self._send(self._silence)
@@ -166,7 +157,7 @@ class ScriptedCallerInput(BaseInputTransport):
             await self._send(self._silence)
 
     async def _say(self, line: RenderedLine) -> None:
-        self._bot_replied = False
+        self._bot_speech_before_line = len(self._timeline.bot_speech)
         self._caller_speaking = True
         start = self._clock.sent_samples
         self._timeline.add_caller_line(
@@ -181,7 +172,8 @@ class ScriptedCallerInput(BaseInputTransport):
             self._caller_speaking = False
 
     async def _send(self, audio: bytes) -> None:
-        waiting = not (self._caller_speaking or self._caller_pausing or self._bot_speaking)
+        speaking = self._caller_speaking or self._open_bot_speech() is not None
+        waiting = not (speaking or self._caller_pausing)
         await self._clock.send(len(audio) // PCM_SAMPLE_WIDTH, waiting=waiting)
         await self.push_audio_frame(
             InputAudioRawFrame(audio=audio, sample_rate=self._clock.sample_rate, num_channels=1)
@@ -191,8 +183,10 @@ class ScriptedCallerInput(BaseInputTransport):
 class ClockedOutput(BaseOutputTransport):
     """The bot's speaker: each chunk plays once the caller's audio for its stretch has passed.
 
-    Frames timed by the wall clock (word frames carry a ``pts``) are played in order with
-    the audio instead, since this line's clock runs at ``--speed``, not on the wall.
+    It also keeps the timeline's account of the bot's speech: a stretch opens with its first
+    played chunk and closes when Pipecat says the bot stopped, or at once when the caller
+    cuts in. Frames timed by the wall clock (word frames carry a ``pts``) are played in
+    order with the audio instead, since this line's clock runs at ``--speed``.
     """
 
     def __init__(
@@ -209,20 +203,25 @@ class ClockedOutput(BaseOutputTransport):
         self._timeline = timeline
         self._recording = recording
         self._speech: BotSpeech | None = None
-        self._interrupted = False
+        self._interruptions = 0
+        self._cut_off = False
+        self._start_owed = False
         self._played_until = 0
+        self._pending_words: list[str] = []
 
     async def start(self, frame: StartFrame) -> None:
         await super().start(frame)
         await self.set_transport_ready(frame)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, InputAudioRawFrame):
-            self._clock.heard(frame.num_frames)
-            if self._recording is not None:
-                self._recording.add_caller(frame.audio)
-        elif isinstance(frame, InterruptionFrame):
-            self._interrupted = self._speech is not None
+        if isinstance(frame, InterruptionFrame):
+            self._cut_in()
+        elif isinstance(frame, TTSStartedFrame):
+            self._cut_off = False
+        elif self._cut_off and isinstance(frame, (TTSAudioRawFrame, TTSTextFrame)):
+            # The interruption overtook the end of the old reply on its way here (system
+            # frames jump the queue): that tail was never meant to play.
+            return
         elif (
             frame.pts
             and direction == FrameDirection.DOWNSTREAM
@@ -230,15 +229,29 @@ class ClockedOutput(BaseOutputTransport):
         ):
             frame.pts = None
         await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            # Only now that the caller's audio has gone on downstream may the bot's audio
+            # for the same stretch follow it: a recorder after this transport must never
+            # see the bot ahead of the caller, or it pads the caller's track to match.
+            self._clock.heard(frame.num_frames)
+            if self._recording is not None:
+                self._recording.add_caller(frame.audio)
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
-        speech = self._open_speech()
-        start = speech.end_sample
+        if self._cut_off:
+            return False
+        start = self._speech.end_sample if self._speech else self._next_speech_start()
         end = start + frame.num_frames
+        interruptions = self._interruptions
         if self._clock.caller_closed:
             await self._clock.play_alone(frame.num_frames)
         else:
             await self._clock.wait_heard(end)
+        if self._interruptions != interruptions:
+            # The caller cut in before this chunk's time came: it was never played.
+            return False
+        await self._announce_owed_start()
+        speech = self._open_speech(start)
         speech.end_sample = end
         self._played_until = end
         if self._recording is not None:
@@ -246,27 +259,62 @@ class ClockedOutput(BaseOutputTransport):
         return True
 
     async def write_transport_frame(self, frame: Frame) -> None:
-        if isinstance(frame, TTSTextFrame):
-            self._open_speech().words.append(frame.text)
+        if isinstance(frame, TTSTextFrame) and not self._cut_off:
+            if self._speech is not None:
+                self._speech.words.append(frame.text)
+            else:
+                # A reply's first word goes out just before its audio, which opens the speech.
+                self._pending_words.append(frame.text)
 
     async def push_frame(
         self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM
     ) -> None:
-        if (
-            isinstance(frame, BotStoppedSpeakingFrame)
-            and direction == FrameDirection.DOWNSTREAM
-            and self._speech is not None
-        ):
-            self._timeline.bot_stopped(self._speech, interrupted=self._interrupted)
-            self._speech = None
-            self._interrupted = False
+        if isinstance(frame, BotStartedSpeakingFrame) and self._cut_off:
+            # Pipecat had already taken a chunk of the old reply from its queue when the
+            # caller cut in. That chunk is not played, so the bot has not started speaking:
+            # the start is announced with the next reply's first chunk instead.
+            self._start_owed = True
+            return
+        if isinstance(frame, BotStoppedSpeakingFrame):
+            if self._start_owed:
+                # The stop that goes with a start nobody heard of (down, then up).
+                self._start_owed = direction == FrameDirection.DOWNSTREAM
+                return
+            if direction == FrameDirection.DOWNSTREAM:
+                self._close_speech(interrupted=False)
         await super().push_frame(frame, direction)
 
-    def _open_speech(self) -> BotSpeech:
+    async def _announce_owed_start(self) -> None:
+        if not self._start_owed:
+            return
+        self._start_owed = False
+        downstream, upstream = BotStartedSpeakingFrame(), BotStartedSpeakingFrame()
+        downstream.broadcast_sibling_id, upstream.broadcast_sibling_id = upstream.id, downstream.id
+        await super().push_frame(downstream, FrameDirection.DOWNSTREAM)
+        await super().push_frame(upstream, FrameDirection.UPSTREAM)
+
+    def _cut_in(self) -> None:
+        """The caller cut in: the reply stops here, and nothing plays until the next one."""
+        self._interruptions += 1
+        self._cut_off = True
+        self._pending_words.clear()
+        self._close_speech(interrupted=True)
+
+    def _open_speech(self, start: int) -> BotSpeech:
         if self._speech is None:
-            start = max(self._played_until, self._clock.heard_samples)
             self._speech = self._timeline.bot_started(start)
+            self._speech.words.extend(self._pending_words)
+            self._pending_words.clear()
         return self._speech
+
+    def _close_speech(self, *, interrupted: bool) -> None:
+        if self._speech is not None:
+            self._timeline.bot_stopped(self._speech, interrupted=interrupted)
+            self._speech = None
+
+    def _next_speech_start(self) -> int:
+        """A new stretch of speech starts now, on the caller's timeline."""
+        return max(self._played_until, self._clock.heard_samples)
 
 
 class LineRecording:
