@@ -191,10 +191,15 @@ class ServeProcess:
     log: Path
 
     @classmethod
-    def start(
-        cls, args: list[str], env: dict[str, str], log: Path, port: int | None = None
-    ) -> ServeProcess:
-        port = port or free_port()
+    def start(cls, args: list[str], env: dict[str, str], log: Path) -> ServeProcess:
+        server = cls.launch(args, env, log)
+        server.wait_ready()
+        return server
+
+    @classmethod
+    def launch(cls, args: list[str], env: dict[str, str], log: Path) -> ServeProcess:
+        """Start the process without waiting for it to be ready."""
+        port = free_port()
         handle = open(log, "ab")  # noqa: SIM115 - stays open for the child
         process = subprocess.Popen(
             [
@@ -213,9 +218,7 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
         )
         handle.close()
-        server = cls(process, f"http://127.0.0.1:{port}", log)
-        server.wait_ready()
-        return server
+        return cls(process, f"http://127.0.0.1:{port}", log)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

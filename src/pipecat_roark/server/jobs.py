@@ -124,8 +124,12 @@ async def release_job(
     due: datetime,
     reset_attempts: bool = False,
 ) -> None:
-    """Give the job back to the queue, due at ``due``."""
-    values: dict[str, object] = {"lease_owner": None, "lease_until": None, "due_at": due}
+    """Give the job back to the queue, due at ``due`` (now, if a request bumped it meanwhile)."""
+    values: dict[str, object] = {
+        "lease_owner": None,
+        "lease_until": None,
+        "due_at": case((stitch_jobs.c.generation == job.generation, due), else_=utcnow()),
+    }
     if reset_attempts:
         values["attempts"] = 0
     await connection.execute(

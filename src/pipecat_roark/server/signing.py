@@ -32,4 +32,4 @@ def verify(
     if expires < int(time.time()):
         return False
     expected = _mac(secret, purpose, call_id, number, expires)
-    return hmac.compare_digest(expected, signature)
+    return hmac.compare_digest(expected.encode(), signature.encode())

@@ -73,7 +73,7 @@ def plan_stitch(
             continue
         usable[index] = (key, size)
 
-    indexes = set(usable) | set(requested)
+    indexes = set(present) | set(requested)
     if not indexes:
         return StitchPlan(parts=[], gaps=[], issues=issues)
     last = max(indexes)
