@@ -75,7 +75,9 @@ def test_settings_come_from_arguments_then_environment_then_defaults() -> None:
 def test_serve_runs_from_the_environment_and_stops_on_sigterm(tmp_path: Path) -> None:
     key = cli("keys", "create", "--project", "cli", "--data-dir", str(tmp_path)).stdout.strip()
     server = ServeProcess.start(
-        [], {"ROARK_SERVER_DATA_DIR": str(tmp_path)}, tmp_path / "serve.log"
+        [],
+        {"ROARK_SERVER_DATA_DIR": str(tmp_path), "ROARK_SERVER_LOG_JSON": "1"},
+        tmp_path / "serve.log",
     )
     try:
         request = urllib.request.Request(
@@ -96,4 +98,7 @@ def test_serve_runs_from_the_environment_and_stops_on_sigterm(tmp_path: Path) ->
     finally:
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert server.stop() in (0, -15)
-    assert "Application shutdown complete" in server.log.read_text()
+    records = [json.loads(line)["record"] for line in server.log.read_text().splitlines()]
+    messages = [record["message"] for record in records]
+    assert "Application shutdown complete." in messages
+    assert any('"POST /v1/integrations/pipecat HTTP/1.1" 200' in m for m in messages)

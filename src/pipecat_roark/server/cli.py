@@ -74,17 +74,17 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
         import uvicorn
-        from loguru import logger
 
         from .app import create_app
+        from .logs import configure_logging
     except ImportError as exc:
         raise _missing(exc) from exc
-    logger.remove()
-    logger.add(sys.stderr, level="INFO", serialize=settings.log_json)
+    configure_logging(json_lines=settings.log_json)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        log_config=None,
         log_level="info",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
