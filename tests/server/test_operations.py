@@ -143,3 +143,17 @@ async def test_a_database_outage_answers_503_then_recovers(postgres: Any, tmp_pa
         assert answer.status_code == 200
         total = (await server.get("/v1/call")).json()["pagination"]["total"]
         assert total == 2  # "during" was refused, so it is not half there
+
+
+async def test_the_migrations_build_exactly_the_declared_schema(settings: Any) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from pipecat_roark.server.database import open_database
+
+    def differences(connection: Any) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(connection), schema.metadata))
+
+    async with open_database(settings.resolved_database_url) as engine:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(differences) == []
