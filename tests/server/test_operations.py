@@ -154,6 +154,8 @@ async def test_the_migrations_build_exactly_the_declared_schema(settings: Any) -
     def differences(connection: Any) -> list[Any]:
         return list(compare_metadata(MigrationContext.configure(connection), schema.metadata))
 
-    async with open_database(settings.resolved_database_url) as engine:
-        async with engine.connect() as connection:
-            assert await connection.run_sync(differences) == []
+    async with (
+        open_database(settings.resolved_database_url) as engine,
+        engine.connect() as connection,
+    ):
+        assert await connection.run_sync(differences) == []
