@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from .harness import EVENTS, PRESIGN, Harness, ended, pcm, started
+from .harness import EVENTS, PRESIGN, Harness, ended, pcm, started, wav_frames
 
 
 def assert_error(response: Any, status: int, field: str) -> None:
@@ -254,3 +254,19 @@ async def test_malformed_requests_never_alter_a_stored_call(server: Harness) -> 
     ).status_code == 422
     await server.client.post(EVENTS, content=json.dumps(ended("kept"))[:-5], headers=server.headers)
     assert await stored_call(server, "kept") == before
+
+
+async def test_a_chunk_of_half_frames_is_trimmed_at_stitch_time_and_reported(
+    sqlite_server: Harness,
+) -> None:
+    server = sqlite_server
+    await server.start("half-frame")
+    await server.upload("half-frame", 0, pcm(400))
+    await server.upload("half-frame", 1, pcm(6, seed=1))  # whole samples; channels unknown yet
+    await server.end("half-frame", recordingNumChannels=2)
+    details = await server.wait_stitched(await server.call_id("half-frame"))
+    assert details["recording"]["issues"] == [
+        {"chunkIndex": 1, "problem": "partial_frame", "droppedBytes": 2}
+    ]
+    frames = wav_frames(await server.recording(await server.call_id("half-frame")))[2]
+    assert frames == pcm(400) + pcm(6, seed=1)[:4]
