@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..wire import CallEnded, CallStarted
 from . import schema
+from .analytics import call_figures
 from .database import dialect_insert, insert_or_select, utcnow
 from .errors import ApiError
 from .jobs import enqueue_stitch
@@ -266,6 +267,11 @@ async def record_call_ended(
     duration_ms = None
     if started_at is not None and ended_at is not None and ended_at >= started_at:
         duration_ms = int((ended_at - started_at).total_seconds() * 1000)
+    transcript, tool_calls, metrics = (
+        _dump(body.transcript),
+        _dump(body.toolCalls),
+        _dump(body.metrics),
+    )
     await _touch(
         connection,
         call.id,
@@ -279,10 +285,11 @@ async def record_call_ended(
         agent_spoke_first=body.agentSpokeFirst,
         sample_rate=body.recordingSampleRate,
         num_channels=body.recordingNumChannels,
-        transcript=_dump(body.transcript),
+        transcript=transcript,
         transcript_text=_transcript_text(body),
-        tool_calls=_dump(body.toolCalls),
-        metrics=_dump(body.metrics),
+        tool_calls=tool_calls,
+        metrics=metrics,
+        **call_figures(transcript, tool_calls, metrics),
     )
     await enqueue_stitch(connection, call.id, utcnow())
     return CallRef(call.id, ENDED, body.recordingNumChannels), True

@@ -35,6 +35,12 @@ def add_parsers(subparsers: Any) -> None:
     )
     _add_storage_options(serve, all_options=True)
     serve.add_argument("--log-json", action="store_true", default=None, help="log JSON lines")
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=None,
+        help="dashboard without a login, for local development (only with --host 127.0.0.1)",
+    )
     serve.set_defaults(handler=_serve)
 
     keys = subparsers.add_parser("keys", help="manage the backend's API keys")
@@ -61,7 +67,11 @@ def _settings(args: argparse.Namespace) -> Any:
         raise _missing(exc) from exc
     arguments = {dest: getattr(args, dest, None) for _, dest, _, _ in _SERVE_OPTIONS}
     arguments["log_json"] = getattr(args, "log_json", None)
-    return ServerSettings.from_sources(arguments)
+    arguments["no_auth"] = getattr(args, "no_auth", None)
+    try:
+        return ServerSettings.from_sources(arguments)
+    except ValueError as exc:
+        raise SystemExit(f"pipecat-roark {args.command}: {exc}") from None
 
 
 def _missing(exc: ImportError) -> Exception:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -151,10 +153,29 @@ calls = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("last_activity_at", UTCDateTime(), nullable=False),
+    # Figures derived from call-ended (analytics.call_figures), so lists never read the JSON.
+    Column("turn_count", Integer(), nullable=True),
+    Column("assistant_turn_count", Integer(), nullable=True),
+    Column("tool_call_count", Integer(), nullable=True),
+    Column("interruption_count", Integer(), nullable=True),
+    Column("response_latencies", _json(), nullable=True),
+    Column("response_latency_p50", Float(), nullable=True),
     UniqueConstraint("project_id", "pipecat_call_id", name="uq_calls_project_pipecat_id"),
     Index("ix_calls_project_created", "project_id", "created_at"),
     Index("ix_calls_status_activity", "status", "last_activity_at"),
     Index("ix_calls_created", "created_at"),
+)
+Index(
+    "ix_calls_project_started",
+    calls.c.project_id,
+    func.coalesce(calls.c.started_at, calls.c.created_at),
+    calls.c.id,
+)
+Index(
+    "ix_calls_agent_started",
+    calls.c.agent_id,
+    func.coalesce(calls.c.started_at, calls.c.created_at),
+    calls.c.id,
 )
 
 chunks = Table(

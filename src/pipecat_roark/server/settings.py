@@ -61,6 +61,12 @@ class ServerSettings:
     log_json: bool = False
     run_workers: bool = True
     """Whether this process stitches and finalises (off for a read-only replica)."""
+    no_auth: bool = False
+    """Dashboard without a login, for local development: only with host 127.0.0.1."""
+
+    def __post_init__(self) -> None:
+        if self.no_auth and self.host != "127.0.0.1":
+            raise ValueError(f"--no-auth is only allowed with --host 127.0.0.1 (not {self.host!r})")
 
     @classmethod
     def from_sources(

@@ -21,6 +21,7 @@ from .blobs import call_prefix, chunk_index_of, recording_key
 from .database import utcnow
 from .jobs import ClaimedJob, finish_job, release_job, renew_lease
 from .limits import CHUNK_BODY_LIMIT
+from .peaks import save_peaks
 from .state import ServerState
 from .stitch import SAMPLE_WIDTH, plan_stitch, write_wav
 
@@ -136,6 +137,7 @@ async def _stitch(state: ServerState, job: ClaimedJob) -> float | None:
         )
         key = recording_key(job.call_id)
         await state.blobs.put_file(key, path, "audio/wav")
+        await save_peaks(state.blobs, job.call_id, path)
         size = path.stat().st_size
     result = {
         "recording_key": key,

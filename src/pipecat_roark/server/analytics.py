@@ -1,0 +1,136 @@
+"""Call figures and their per-agent, per-day aggregates: pure functions, no I/O.
+
+``call_figures`` turns what call-ended stored (transcript, tool calls, the observer's
+``metrics`` list) into the few numbers kept in the call's row, so lists and trends never
+read a call's JSON again. ``daily_aggregates`` folds those stored numbers into one entry
+per UTC day. Both are documented in docs/dashboard.md ("Metrics in the server").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from ..metrics import percentile
+
+__all__ = [
+    "CallFigureRow",
+    "DayAggregate",
+    "aggregate",
+    "call_figures",
+    "daily_aggregates",
+    "metric_entries",
+]
+
+_SPOKEN_ROLES = ("user", "assistant")
+
+
+def metric_entries(metrics: Sequence[Any] | None, kind: str) -> list[dict[str, Any]]:
+    """The stored metrics of one kind, in the order the observer sent them."""
+    return [m for m in metrics or () if isinstance(m, dict) and m.get("kind") == kind]
+
+
+def _latencies(metrics: Sequence[Any]) -> list[float]:
+    values = (m.get("value") for m in metric_entries(metrics, "turn_latency"))
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def call_figures(
+    transcript: Sequence[Any] | None,
+    tool_calls: Sequence[Any] | None,
+    metrics: Sequence[Any] | None,
+) -> dict[str, Any]:
+    """The figure columns of a call row, from its stored call-ended lists.
+
+    Latency and interruption columns stay None when the call carries no ``metrics`` list
+    at all (an observer with metrics off, or a backend that refused them), so such a call
+    counts as unknown rather than as a call without latency or interruptions.
+    """
+    turns = [t for t in transcript or () if isinstance(t, dict) and t.get("role") in _SPOKEN_ROLES]
+    figures: dict[str, Any] = {
+        "turn_count": len(turns),
+        "assistant_turn_count": sum(1 for t in turns if t.get("role") == "assistant"),
+        "tool_call_count": sum(
+            1 for t in tool_calls or () if isinstance(t, dict) and t.get("kind") == "tool_call"
+        ),
+        "interruption_count": None,
+        "response_latencies": None,
+        "response_latency_p50": None,
+    }
+    if metrics is not None:
+        latencies = _latencies(metrics)
+        figures["interruption_count"] = len(metric_entries(metrics, "interruption"))
+        figures["response_latencies"] = latencies
+        figures["response_latency_p50"] = percentile(latencies, 0.5) if latencies else None
+    return figures
+
+
+@dataclass(frozen=True)
+class CallFigureRow:
+    """What an aggregate needs of one call: its day and its stored figures."""
+
+    day: date
+    latencies: Sequence[float] | None
+    interruptions: int | None
+    assistant_turns: int | None
+
+
+@dataclass(frozen=True)
+class DayAggregate:
+    """One agent's figures over a span of calls (a day, or the whole range)."""
+
+    calls: int
+    calls_with_metrics: int
+    responses: int
+    latency_p50: float | None
+    latency_p95: float | None
+    interruptions: int
+    assistant_turns: int
+
+    @property
+    def interruption_rate(self) -> float | None:
+        """Interrupted assistant turns per assistant turn, over calls that sent metrics."""
+        if not self.assistant_turns:
+            return None
+        return self.interruptions / self.assistant_turns
+
+
+def aggregate(rows: Iterable[CallFigureRow]) -> DayAggregate:
+    """p50/p95 over every response latency of the calls (not a median of medians)."""
+    calls = with_metrics = interruptions = assistant_turns = 0
+    latencies: list[float] = []
+    for row in rows:
+        calls += 1
+        if row.latencies is None:
+            continue
+        with_metrics += 1
+        latencies.extend(row.latencies)
+        interruptions += row.interruptions or 0
+        assistant_turns += row.assistant_turns or 0
+    return DayAggregate(
+        calls=calls,
+        calls_with_metrics=with_metrics,
+        responses=len(latencies),
+        latency_p50=percentile(latencies, 0.5) if latencies else None,
+        latency_p95=percentile(latencies, 0.95) if latencies else None,
+        interruptions=interruptions,
+        assistant_turns=assistant_turns,
+    )
+
+
+def daily_aggregates(
+    rows: Iterable[CallFigureRow], first: date, last: date
+) -> list[tuple[date, DayAggregate]]:
+    """One aggregate per day from ``first`` to ``last`` inclusive, empty days included."""
+    by_day: dict[date, list[CallFigureRow]] = {}
+    for row in rows:
+        if first <= row.day <= last:
+            by_day.setdefault(row.day, []).append(row)
+    days: list[tuple[date, DayAggregate]] = []
+    day = first
+    while day <= last:
+        days.append((day, aggregate(by_day.get(day, ()))))
+        day += timedelta(days=1)
+    return days

@@ -1,0 +1,43 @@
+"""The web dashboard of ``pipecat-roark serve``: calls, one call on a timeline, agents.
+
+Server-rendered pages (Jinja2) with a little plain JavaScript and CSS shipped in
+``static/``; every page has a JSON twin that the page itself reads. See docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from . import login, routes
+from .routes import LoginRequired, PageNotFound, media_origin
+from .templating import STATIC_DIR, page
+
+__all__ = ["STATIC_PATH", "install"]
+
+STATIC_PATH = "/assets"
+
+
+def install(app: FastAPI) -> None:
+    """Add the dashboard's routes, its static files and its page-level error handlers."""
+    app.include_router(login.api_router)
+    app.include_router(login.router)
+    app.include_router(routes.router)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-assets")
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(_request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(exc.target, status_code=303)
+
+    @app.exception_handler(PageNotFound)
+    async def _not_found(request: Request, exc: PageNotFound) -> Response:
+        state = request.app.state.server
+        return page(
+            "not_found.html",
+            status=404,
+            media_origin=media_origin(state),
+            viewer=exc.viewer,
+            what=exc.what,
+            nav="",
+        )

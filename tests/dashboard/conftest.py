@@ -1,0 +1,109 @@
+"""Fixtures: the server on a real socket, two projects' keys, and headless Chromium.
+
+Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright without any browser
+download. When it is missing the browser tests skip, unless ROARK_REQUIRE_SERVICES=1 (set
+by scripts/test), which turns the skip into a failure. Browser tests share one event loop
+for the session (``loop_scope="session"``) so one browser serves them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+try:
+    import fastapi  # noqa: F401
+    import jinja2  # noqa: F401
+except ImportError:  # the [server] extra is not installed in this environment
+    collect_ignore_glob = ["test_*.py"]
+else:
+    from tests.server.conftest import base_settings, postgres, s3, settings  # noqa: F401
+
+    from .live import LiveServer, Protocol
+
+REQUIRE_SERVICES = os.environ.get("ROARK_REQUIRE_SERVICES") == "1"
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless, as root, on a machine without a network: no sandbox, no background requests.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+]
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (ROARK_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server for the browser tests; each test makes its own calls."""
+    server = LiveServer(base_settings(tmp_path_factory.mktemp("dashboard") / "data")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def acme(live: LiveServer) -> Iterator[Protocol]:
+    client = Protocol(live.url, live.key("acme"))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def globex(live: LiveServer) -> Iterator[Protocol]:
+    client = Protocol(live.url, live.key("globex"))
+    yield client
+    client.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        unavailable("playwright is not installed (the [dev] extra)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        await launched.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def context(browser: Any, live: LiveServer) -> AsyncIterator[Any]:
+    """A fresh browser profile (no cookies) per test, with relative URLs on the server."""
+    fresh = await browser.new_context(base_url=live.url, viewport={"width": 1440, "height": 900})
+    yield fresh
+    await fresh.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(context: Any, acme: Protocol) -> Any:
+    """A tab logged in to project ``acme`` through a login link."""
+    tab = await context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    answer = await tab.goto(acme.login_link())
+    assert answer is not None
+    assert answer.ok
+    tab.errors = errors
+    return tab
