@@ -25,7 +25,7 @@ async def _send_for(clock: PlayoutClock, seconds: float, *, waiting: bool) -> fl
 @pytest.mark.parametrize("speed", [1.0, 2.0, 4.0])
 async def test_speech_goes_by_at_the_speed(speed: float) -> None:
     elapsed = await _send_for(PlayoutClock(sample_rate=RATE, speed=speed), 0.8, waiting=False)
-    assert elapsed == pytest.approx(0.8 / speed, abs=0.08)
+    assert elapsed == pytest.approx(0.8 / speed, abs=0.12)
 
 
 async def test_at_max_speed_nothing_waits() -> None:
@@ -36,7 +36,7 @@ async def test_at_max_speed_nothing_waits() -> None:
 @pytest.mark.parametrize("speed", [4.0, None])
 async def test_waiting_for_the_bot_passes_in_real_time(speed: float | None) -> None:
     elapsed = await _send_for(PlayoutClock(sample_rate=RATE, speed=speed), 0.4, waiting=True)
-    assert elapsed == pytest.approx(0.4, abs=0.08)
+    assert elapsed == pytest.approx(0.4, abs=0.12)
 
 
 async def test_the_caller_waits_for_the_output_side_to_catch_up() -> None:

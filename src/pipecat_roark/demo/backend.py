@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["DEMO_PROJECT", "Backend", "call_url", "embedded_backend"]
 
@@ -48,28 +49,49 @@ async def embedded_backend(data_dir: Path | None = None) -> AsyncIterator[Backen
 
 
 async def call_url(backend: Backend, pipecat_call_id: str) -> str | None:
-    """Where the backend shows the call (its REST resource), or None if it can't be found.
+    """A link to the call: a dashboard login link where the backend offers one, else the
+    call's REST resource; None if the backend does not know the call.
 
     The backend names calls with its own ids, so the call is looked up by its Pipecat id.
     """
     import aiohttp
 
     headers = {"Authorization": f"Bearer {backend.api_key}"}
-    params = {"searchText": pipecat_call_id, "limit": "5"}
+    timeout = aiohttp.ClientTimeout(total=10)
     try:
-        async with (
-            aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as http,
-            http.get(f"{backend.base_url}/v1/call", params=params) as response,
-        ):
-            if response.status != 200:
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
+            call_id = await _find_call(http, backend.base_url, pipecat_call_id)
+            if call_id is None:
                 return None
-            body = await response.json()
+            login = await _login_link(http, backend.base_url, f"/calls/{call_id}")
+            return login or f"{backend.base_url}/v1/call/{call_id}"
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
-    calls = body.get("data") if isinstance(body, dict) else None
+
+
+async def _find_call(http: Any, base_url: str, pipecat_call_id: str) -> str | None:
+    params = {"searchText": pipecat_call_id, "limit": "5"}
+    async with http.get(f"{base_url}/v1/call", params=params) as response:
+        if response.status != 200:
+            return None
+        calls = _data(await response.json())
     if not isinstance(calls, list) or not calls or not isinstance(calls[0], dict):
         return None
-    return f"{backend.base_url}/v1/call/{calls[0].get('id')}"
+    return str(calls[0].get("id"))
+
+
+async def _login_link(http: Any, base_url: str, page: str) -> str | None:
+    """A short-lived link that opens ``page`` in the dashboard, if the backend has one."""
+    async with http.post(f"{base_url}/v1/dashboard/login-links", json={"next": page}) as response:
+        if response.status not in (200, 201):
+            return None
+        link = _data(await response.json())
+    url = link.get("url") if isinstance(link, dict) else None
+    return str(url) if url else None
+
+
+def _data(body: Any) -> Any:
+    return body.get("data") if isinstance(body, dict) else None
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -168,7 +168,7 @@ def print_summary(
         table.add_row(
             "Response latency",
             f"median {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s "
-            f"({len(latencies)} replies)",
+            f"({len(latencies)} {'reply' if len(latencies) == 1 else 'replies'})",
         )
     table.add_row("Recognition WER", f"{wer:.0%} (pocketsphinx vs. the script)")
     table.add_row("Played in", f"{result.wall_secs:.1f} s")

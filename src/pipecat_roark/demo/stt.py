@@ -36,7 +36,7 @@ _ENGLISH = Language("en-US")
 DECODER_SAMPLE_RATE = 16000
 # The VAD confirms speech some 200 ms after it starts, and its frame reaches this service
 # a little later still: keep enough recent audio to give the decoder the whole utterance.
-PRE_ROLL_SECS = 0.8
+PRE_ROLL_SECS = 0.5
 
 
 class PocketsphinxSTTService(STTService):
@@ -75,7 +75,7 @@ class PocketsphinxSTTService(STTService):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._start_utterance()
+            await self._start_utterance()
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             await self._finish_utterance()
         elif isinstance(frame, (EndFrame, CancelFrame)) and self._in_utterance:
@@ -89,21 +89,25 @@ class PocketsphinxSTTService(STTService):
         while self._pre_roll_bytes - len(self._pre_roll[0]) >= limit:
             self._pre_roll_bytes -= len(self._pre_roll.popleft())
 
-    def _start_utterance(self) -> None:
+    async def _start_utterance(self) -> None:
         if self._in_utterance:
             return
-        self._decoder.start_utt()
-        self._decoder.process_raw(b"".join(self._pre_roll))
+        recent = b"".join(self._pre_roll)
         self._pre_roll.clear()
         self._pre_roll_bytes = 0
         self._in_utterance = True
+        # Decoding the kept audio takes tens of milliseconds: off the event loop, so the
+        # rest of the pipeline keeps moving meanwhile.
+        await asyncio.to_thread(self._begin, recent)
+
+    def _begin(self, recent: bytes) -> None:
+        self._decoder.start_utt()
+        self._decoder.process_raw(recent)
 
     async def _finish_utterance(self) -> None:
         if not self._in_utterance:
             return
         self._in_utterance = False
-        # The final search takes a few tens of milliseconds: off the event loop, so the
-        # rest of the pipeline keeps moving meanwhile.
         text = await asyncio.to_thread(self._end_and_read)
         if not text:
             return
