@@ -145,6 +145,7 @@ async def test_a_database_outage_answers_503_then_recovers(postgres: Any, tmp_pa
         assert total == 2  # "during" was refused, so it is not half there
 
 
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
 async def test_the_migrations_build_exactly_the_declared_schema(settings: Any) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
