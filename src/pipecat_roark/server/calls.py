@@ -153,7 +153,8 @@ async def _prompt_id(connection: AsyncConnection, agent_id: str, prompt: str) ->
 
 async def record_call_started(
     connection: AsyncConnection, project_id: str, body: CallStarted
-) -> CallRef:
+) -> tuple[CallRef, bool]:
+    """Store call-started once; return the call and whether this request changed it."""
     check_call_id(body.pipecatCallId)
     started_at = _parse_time(body.eventTimestamp, "eventTimestamp")
     agent_id = await _agent_id(connection, project_id, body)
@@ -166,7 +167,7 @@ async def record_call_started(
     )
     if already:
         await _touch(connection, call.id)
-        return call
+        return call, False
     values: dict[str, Any] = {
         "started_received": True,
         "agent_id": agent_id,
@@ -179,7 +180,7 @@ async def record_call_started(
         .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
         .values(started_at=started_at)
     )
-    return call
+    return call, True
 
 
 async def record_chunk_requested(

@@ -47,8 +47,7 @@ async def post_event(
     check_call_id(body.pipecatCallId)
     async with state.engine.begin() as connection:
         if isinstance(body, CallStarted):
-            call = await record_call_started(connection, project_id, body)
-            changed = True
+            call, changed = await record_call_started(connection, project_id, body)
         else:
             call, changed = await record_call_ended(connection, project_id, body)
     if isinstance(body, CallEnded):
