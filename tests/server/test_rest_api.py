@@ -244,3 +244,13 @@ async def test_the_openapi_schema_is_served(sqlite_server: Harness) -> None:
         "/v1/integrations/pipecat/chunk-upload-url",
     ):
         assert path in schema["paths"], path
+
+
+async def test_a_chunk_for_a_deleted_call_is_not_kept(sqlite_server: Harness) -> None:
+    server = sqlite_server
+    url = (await server.presign("gone", 0)).json()["uploadUrl"]
+    call_uuid = await server.call_id("gone")
+    await server.client.delete(f"/v1/call/{call_uuid}", headers=server.headers)
+    answer = await server.put(url, pcm(400))
+    assert answer.status_code == 404
+    assert await server.state.blobs.sizes(f"calls/{call_uuid}/") == {}

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from . import schema, signing
-from .blobs import chunk_key
+from .blobs import call_prefix, chunk_key
 from .calls import record_chunk_uploaded
 from .errors import ERROR_RESPONSES, ApiError
 from .recordings import public_base_url
@@ -105,6 +105,7 @@ async def put_chunk(
         known = await record_chunk_uploaded(connection, callId, chunkIndex, size)
     if not known:
         logger.bind(call_id=callId).info("chunk {} arrived for a deleted call", chunkIndex)
+        await state.blobs.delete_prefix(call_prefix(callId))
         raise ApiError(404, "not_found", "callId: the call no longer exists", "callId")
     state.stitch_wanted.set()
     return UploadAck(ok=True, chunkIndex=chunkIndex, size=size)
