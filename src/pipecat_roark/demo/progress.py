@@ -178,6 +178,9 @@ def print_summary(
         table.add_row("", note)
     console.print(table)
     # Outside the table, so a narrow terminal never cuts the link short.
-    console.print(
-        f"Call: {call_link}" if call_link else "Call: not found on the backend", soft_wrap=True
-    )
+    if call_link is None:
+        console.print("The backend does not list the call (yet).")
+    elif "/v1/call/" in call_link:
+        console.print(f"The call on the backend: {call_link}", soft_wrap=True)
+    else:
+        console.print(f"Open the call in the dashboard: {call_link}", soft_wrap=True)
