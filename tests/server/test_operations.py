@@ -160,3 +160,31 @@ async def test_the_migrations_build_exactly_the_declared_schema(settings: Any) -
         engine.connect() as connection,
     ):
         assert await connection.run_sync(differences) == []
+
+
+async def test_ingest_queries_find_rows_by_index_never_by_scanning(sqlite_settings: Any) -> None:
+    """Each ingest request costs the same however many calls are stored."""
+    from sqlalchemy import event
+
+    statements: list[tuple[str, Any]] = []
+    async for server in open_harness(sqlite_settings.replace(run_workers=False)):
+
+        def remember(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "COMMIT", "ROLLBACK")):
+                statements.append((statement, parameters))
+
+        engine = server.state.engine
+        event.listen(engine.sync_engine, "before_cursor_execute", remember)
+        await server.start("indexed", agentPrompt="Be kind.")
+        await server.upload("indexed", 0, pcm(400))
+        await server.end("indexed")
+        event.remove(engine.sync_engine, "before_cursor_execute", remember)
+
+        assert len(statements) > 10
+        async with engine.connect() as connection:
+            for statement, parameters in statements:
+                plan = await connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters
+                )
+                scans = [row[-1] for row in plan if str(row[-1]).startswith("SCAN")]
+                assert scans == [], (statement, scans)
