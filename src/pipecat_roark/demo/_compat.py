@@ -1,4 +1,5 @@
-"""The few Pipecat names that moved between 0.0.10x and 1.x, resolved once for the demo."""
+"""The few Pipecat names that moved within 1.x, resolved once for the demo (which needs 1.x:
+0.0.x's text aggregation fetches NLTK data from the network)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from typing import Any
 
 from pipecat.pipeline.pipeline import Pipeline
 
-try:  # Pipecat 1.x: workers replace tasks (PipelineTask is a deprecated alias).
+try:  # Pipecat 1.3+: workers replace tasks (PipelineTask is a deprecated alias).
     from pipecat.frames.frames import EndWorkerFrame as EndCallFrame
     from pipecat.pipeline.worker import PipelineParams
     from pipecat.pipeline.worker import PipelineWorker as _Task
     from pipecat.workers.runner import WorkerRunner as _Runner
 
     _WORKERS = True
-except ImportError:  # pragma: no cover - Pipecat 0.x
+except ImportError:  # pragma: no cover - Pipecat 1.0-1.3
     from pipecat.frames.frames import EndTaskFrame as EndCallFrame  # type: ignore[assignment]
     from pipecat.pipeline.runner import PipelineRunner as _Runner  # type: ignore[assignment]
     from pipecat.pipeline.task import PipelineParams  # type: ignore[assignment]
@@ -41,7 +42,7 @@ __all__ = [
 
 
 def new_pipeline_task(pipeline: Pipeline, **kwargs: Any) -> Any:
-    """``PipelineWorker`` on Pipecat 1.x, ``PipelineTask`` before; same arguments."""
+    """``PipelineWorker`` where Pipecat has it, ``PipelineTask`` before; same arguments."""
     return _Task(pipeline, **kwargs)
 
 
@@ -51,15 +52,15 @@ async def run_pipeline_task(task: Any) -> None:
     if _WORKERS:
         await runner.add_workers(task)
         await runner.run()
-    else:  # pragma: no cover - Pipecat 0.x
+    else:  # pragma: no cover - older Pipecat
         await runner.run(task)
 
 
 def fill_unset_settings(settings: Any, **values: Any) -> None:
-    """Gives every setting a value (``None``: not supported), as Pipecat 1.x expects."""
+    """Gives every setting a value (``None``: not supported), as Pipecat expects of a service."""
     try:
         from pipecat.utils.types import is_given
-    except ImportError:  # pragma: no cover - Pipecat 0.x keeps it beside the settings
+    except ImportError:  # pragma: no cover - older Pipecat keeps it beside the settings
         from pipecat.services.settings import is_given  # type: ignore[attr-defined,no-redef]
     for setting in fields(settings):
         if setting.name != "extra" and not is_given(getattr(settings, setting.name)):

@@ -7,6 +7,7 @@ install; the handler says which extra is missing.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -99,6 +100,14 @@ def _run(args: argparse.Namespace) -> int:
     _require("demo", _DEMO_MODULES, MissingExtraError)
     if not args.to:
         _require("server", _SERVER_MODULES, MissingExtraError)
+    pipecat_version = importlib.metadata.version("pipecat-ai")
+    if int(pipecat_version.split(".")[0]) < 1:
+        print(
+            f"pipecat-roark demo: needs Pipecat 1.x (found {pipecat_version}): "
+            'pip install "pipecat-roark[demo]"',
+            file=sys.stderr,
+        )
+        return 2
     api_key = args.api_key or os.environ.get("ROARK_API_KEY")
     if args.to and not api_key:
         print("pipecat-roark demo: --to needs --api-key (or ROARK_API_KEY)", file=sys.stderr)
