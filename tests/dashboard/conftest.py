@@ -22,9 +22,17 @@ try:
 except ImportError:  # the [server] extra is not installed in this environment
     collect_ignore_glob = ["test_*.py"]
 else:
-    from tests.server.conftest import base_settings, postgres, s3, settings  # noqa: F401
+    from tests.server.conftest import (  # noqa: F401
+        base_settings,
+        postgres,
+        s3,
+        settings,
+        sqlite_server,
+        sqlite_settings,
+    )
 
     from .live import LiveServer, Protocol
+    from .showcase import showcase
 
 REQUIRE_SERVICES = os.environ.get("ROARK_REQUIRE_SERVICES") == "1"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -96,14 +104,33 @@ async def context(browser: Any, live: LiveServer) -> AsyncIterator[Any]:
     await fresh.close()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def page(context: Any, acme: Protocol) -> Any:
-    """A tab logged in to project ``acme`` through a login link."""
+async def logged_in(context: Any, project: Protocol, next_path: str = "/calls") -> Any:
+    """A new tab of ``context`` logged in to ``project`` through a login link.
+
+    Script errors on the page are collected in ``tab.errors``.
+    """
     tab = await context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
-    answer = await tab.goto(acme.login_link())
+    answer = await tab.goto(project.login_link(next_path))
     assert answer is not None
     assert answer.ok
     tab.errors = errors
     return tab
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(context: Any, acme: Protocol) -> Any:
+    """A tab logged in to project ``acme``."""
+    return await logged_in(context, acme)
+
+
+@pytest.fixture(scope="session")
+def showcase_project(live: LiveServer) -> Iterator[tuple[Protocol, list[Any]]]:
+    """Project ``bistro``: the believable calls of two agents over the last week."""
+    client = Protocol(live.url, live.key("bistro"))
+    calls = showcase(client)
+    for call in calls:
+        client.wait_stitched(call.call_id)
+    yield client, calls
+    client.close()

@@ -37,7 +37,12 @@ class LiveServer:
         self._error: BaseException | None = None
 
     def key(self, project: str) -> str:
-        return asyncio.run(ensure_project_key(self.settings, project))
+        """A new API key of ``project`` (created if new), made on the server's own loop."""
+        assert self._loop is not None, "start() the server first"
+        made = asyncio.run_coroutine_threadsafe(
+            ensure_project_key(self.settings, project), self._loop
+        )
+        return made.result(30)
 
     def start(self) -> LiveServer:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

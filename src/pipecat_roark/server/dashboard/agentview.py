@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel
@@ -135,8 +135,6 @@ async def _summaries(
 
 def _aware(value: Any) -> Any:
     """``max()`` over the started expression comes back untyped on SQLite: make it UTC."""
-    from datetime import datetime, timezone
-
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime) and value.tzinfo is None:
@@ -175,11 +173,26 @@ async def _revisions(connection: AsyncConnection, agent_id: str) -> list[Revisio
     ]
 
 
-def _pick(revisions: list[Revision], wanted: str | None, default: int) -> Revision | None:
+def _pick(revisions: list[Revision], wanted: str | None) -> Revision | None:
+    """The revision named by its id or number."""
     for revision in revisions:
         if wanted is not None and wanted in (revision.id, str(revision.number)):
             return revision
-    return revisions[default] if len(revisions) >= abs(default) else None
+    return None
+
+
+def _compared(
+    revisions: list[Revision], diff_from: str | None, diff_to: str | None
+) -> tuple[Revision, Revision] | None:
+    """The two revisions to diff: as asked, else the newest and the one before it."""
+    new = _pick(revisions, diff_to) or (revisions[-1] if revisions else None)
+    if new is None:
+        return None
+    old = _pick(revisions, diff_from)
+    if old is None:
+        position = revisions.index(new)
+        old = revisions[position - 1] if position > 0 else None
+    return None if old is None or old == new else (old, new)
 
 
 def _charts(trends: Trends) -> list[Chart]:
@@ -220,8 +233,7 @@ async def agent_page(
     if not summaries:
         return None
     revisions = await _revisions(connection, agent_id)
-    new = _pick(revisions, diff_to, -1)
-    old = _pick(revisions, diff_from, -2)
+    compared = _compared(revisions, diff_from, diff_to)
     found = await agent_trends(connection, project_id, agent_id, first, last)
     trends = Trends(
         start=first.isoformat(),
@@ -236,7 +248,7 @@ async def agent_page(
     return AgentPage(
         agent=summaries[0],
         revisions=revisions,
-        diff=prompt_diff(old, new) if old is not None and new is not None and old != new else None,
+        diff=None if compared is None else prompt_diff(*compared),
         trends=trends,
         charts=_charts(trends),
         recentCalls=recent.data,

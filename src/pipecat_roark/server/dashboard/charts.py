@@ -1,7 +1,8 @@
 """Small line charts drawn on the server as SVG geometry: no JavaScript, no build step.
 
 ``line_chart`` maps daily values to points in a fixed view box; the template draws the
-polylines, so a missing day breaks a line instead of dropping it to zero.
+polylines. A day without calls has no point: the line joins the days around it rather than
+dropping to zero, and every day that has a value gets a dot.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Series(BaseModel):
     name: str
     css: str
     segments: list[str]
-    """SVG ``points`` strings, one per run of days that have a value."""
+    """SVG ``points`` strings (one line through the days that have a value)."""
     dots: list[tuple[float, float, str]]
     """(x, y, label) of every value, for a tooltip and for a lone day."""
 
@@ -74,10 +75,7 @@ def line_chart(
         dots: list[tuple[float, float, str]] = []
         for index, value in enumerate(points):
             if value is None:
-                if run:
-                    segments.append(" ".join(run))
-                run = []
-                continue
+                continue  # a day without calls: the line joins its neighbours
             run.append(f"{x(index)},{y(value)}")
             day = labels[index] if index < len(labels) else ""
             dots.append((x(index), y(value), f"{day}: {value * scale:.{digits}f} {unit}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def clock(ms: float | int | None) -> str:
     """A recording offset as m:ss.s (h:mm:ss.s past an hour)."""
     if ms is None:
         return _NONE
-    tenths = round(float(ms) / 100)
+    tenths = math.floor(float(ms) / 100 + 0.5)  # half up, as the page's script rounds
     seconds, tenth = divmod(tenths, 10)
     minutes, second = divmod(seconds, 60)
     hours, minute = divmod(minutes, 60)
