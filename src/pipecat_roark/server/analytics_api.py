@@ -41,6 +41,7 @@ router = APIRouter(responses=ERROR_RESPONSES)
 State = Annotated[ServerState, Depends(get_state)]
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+_FIRST_DATE = date(1970, 1, 1)
 _LAST_DATE = date(9998, 12, 31)
 _calls = schema.calls
 
@@ -127,10 +128,17 @@ def trend_range(
 ) -> tuple[date, date]:
     """The days asked for: ``DEFAULT_DAYS`` up to today (UTC) unless given; 422 if unusable."""
     today = today or datetime.now(timezone.utc).date()
-    last = end or (today if start is None else min(start + timedelta(days=DEFAULT_DAYS - 1), today))
-    first = start or last - timedelta(days=DEFAULT_DAYS - 1)
-    if last > _LAST_DATE:
-        raise ApiError(422, "invalid_field", "to: a date before year 9999", "to")
+    for name, day in (("from", start), ("to", end)):
+        if day is not None and not _FIRST_DATE <= day <= _LAST_DATE:
+            raise ApiError(422, "invalid_field", f"{name}: a date from 1970 to 9998", name)
+    span = timedelta(days=DEFAULT_DAYS - 1)
+    if end is not None:
+        last = end
+    elif start is not None:
+        last = max(start, min(start + span, today))
+    else:
+        last = today
+    first = start if start is not None else last - span
     if first > last:
         raise ApiError(422, "invalid_field", "from: after 'to'", "from")
     if (last - first).days >= MAX_DAYS:
