@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from pipecat_roark.metrics import percentile
 
-from .conftest import DOCS_IMG
+from .conftest import DOCS_IMG, logged_in
 from .live import Protocol
 from .observed import observed_call
 
@@ -172,9 +172,22 @@ async def test_latency_bars_and_the_interruption_are_on_the_timeline(
     assert p50 == f"{percentile(latencies, 0.5):.2f} s"
     assert await page.text_content("[data-figure='interruptions']") == "1"
 
-    await page.locator("#transcript li.turn").nth(4).scroll_into_view_if_needed()
+    assert page.errors == []
+
+
+async def test_the_pages_screenshots_show_a_support_call(
+    context: Any, showcase_project: tuple[Protocol, list[Any]]
+) -> None:
+    client, calls = showcase_project
+    call = max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
+    page = await logged_in(context, client, f"/calls/{call.call_id}")
+    await page.wait_for_selector("#call[data-ready='1']")
+    latencies = client.get(f"/v1/call/{call.call_id}/analytics")["data"]["responseLatencies"]
+    assert await page.locator("#latency-bars .tl-bar").count() == len(latencies)
+    assert await page.locator("#timeline .tl-cut").count() == 1
+    cut = page.locator("#transcript li.turn.interrupted")
+    assert await cut.locator(".text").text_content() == "Unfortunately the courier"
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=str(DOCS_IMG / "call-page.png"))
     await page.emulate_media(color_scheme="dark")
     await page.screenshot(path=str(DOCS_IMG / "call-page-dark.png"))
