@@ -26,6 +26,7 @@ else:
         base_settings,
         postgres,
         s3,
+        server,
         settings,
         sqlite_server,
         sqlite_settings,

@@ -8,7 +8,6 @@ PostgreSQL + S3.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,9 @@ from alembic import command
 from alembic.config import Config
 
 from pipecat_roark.server.database import MIGRATIONS_DIR
-from pipecat_roark.server.settings import ServerSettings
-from tests.server.conftest import open_harness
 from tests.server.harness import Harness
 
 DAYS = ("2026-02-10", "2026-02-11", "2026-02-12")
-
-
-@pytest.fixture
-async def server(settings: ServerSettings) -> AsyncIterator[Harness]:
-    async for harness in open_harness(settings):
-        yield harness
 
 
 def _call(number: int, agent: str, day: str, rng: np.random.Generator) -> dict[str, Any]:

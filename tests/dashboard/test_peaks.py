@@ -5,20 +5,10 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncIterator
 
-import pytest
-
 from pipecat_roark.server.peaks import peaks_key
-from pipecat_roark.server.settings import ServerSettings
-from tests.server.conftest import open_harness
 from tests.server.harness import Harness
 
 RATE = 16000
-
-
-@pytest.fixture
-async def server(settings: ServerSettings) -> AsyncIterator[Harness]:
-    async for harness in open_harness(settings):
-        yield harness
 
 
 def _stereo(seconds: float, *, user: int, bot: int) -> bytes:
