@@ -36,9 +36,11 @@ ensure_venv() {
   fi
   log "creating venv $name: $*"
   rm -rf "$dir"
-  "$PYTHON" -m venv "$dir"
-  "$dir/bin/pip" install -q --upgrade pip >&2
-  "$dir/bin/pip" install -q "$@" >&2
+  # Each step checks its own status: a command substitution does not inherit `set -e`, and
+  # a venv whose install failed must not be stamped as good.
+  "$PYTHON" -m venv "$dir" || return 1
+  "$dir/bin/pip" install -q --upgrade pip >&2 || return 1
+  "$dir/bin/pip" install -q "$@" >&2 || return 1
   echo "$stamp" > "$dir/.stamp"
   echo "$dir"
 }

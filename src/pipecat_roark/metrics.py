@@ -78,6 +78,7 @@ _SERVICE_KINDS = {
 
 def call_metrics(
     transcript: Sequence[dict[str, Any]],
+    releases: Sequence[int | None],
     speech: SpeechActivity | None,
     interruptions: Sequence[Interruption],
     wall_at: WallAt,
@@ -88,9 +89,9 @@ def call_metrics(
     metrics: list[dict[str, Any]] = []
     latencies: list[float] = []
     previous: dict[str, Any] | None = None
-    for index, turn in enumerate(transcript):
-        if turn["role"] == "user" and "endAudioOffsetMs" in turn:
-            delay = _end_of_turn(turn, user)
+    for index, (turn, release) in enumerate(zip(transcript, releases, strict=True)):
+        if turn["role"] == "user" and release is not None:
+            delay = _end_of_turn(turn, release, user)
             if delay is not None:
                 metrics.append(
                     {
@@ -153,14 +154,19 @@ def _response_latency(
     return user_end, onset
 
 
-def _end_of_turn(turn: dict[str, Any], user: list[Stretch]) -> tuple[int, int] | None:
-    """(speech end, delay ms): how long after the caller went quiet the turn was released."""
-    released = turn["endAudioOffsetMs"]
+def _end_of_turn(
+    turn: dict[str, Any], released: int, user: list[Stretch]
+) -> tuple[int, int] | None:
+    """(speech end, delay ms): how long after the caller went quiet the turn was released.
+
+    The speech end is measured on the recording; without audio, the VAD's own estimate
+    (the turn's end) stands in."""
     start = turn.get("audioOffsetMs", 0) - _ONSET_SLACK_MS
     ends = [end for s, end in user if s >= start and end <= released + _ONSET_SLACK_MS]
-    if not ends:
+    speech_end = max(ends) if ends else turn.get("endAudioOffsetMs")
+    if speech_end is None:
         return None
-    speech_end = min(max(ends), released)
+    speech_end = min(speech_end, released)
     return speech_end, released - speech_end
 
 

@@ -15,6 +15,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ from pipecat.frames.frames import (
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
@@ -230,6 +233,8 @@ class RoarkObserver(BaseObserver):
             (BotStartedSpeakingFrame, self._edge(self._recorder.bot_started)),
             (BotStoppedSpeakingFrame, self._edge(self._recorder.bot_stopped)),
             (InterruptionFrame, self._edge(self._recorder.interrupted)),
+            (VADUserStartedSpeakingFrame, self._vad_edge(self._recorder.vad_started, "start_secs")),
+            (VADUserStoppedSpeakingFrame, self._vad_edge(self._recorder.vad_stopped, "stop_secs")),
             (FunctionCallInProgressFrame, self._on_tool_call),
             (FunctionCallResultFrame, self._on_tool_result),
             ((EndFrame, StopFrame, CancelFrame), self._on_end_frame),
@@ -262,6 +267,18 @@ class RoarkObserver(BaseObserver):
         def handle(data: FramePushed) -> None:
             if self._first_sight(data.frame):
                 record(self._moment(data))
+
+        return handle
+
+    def _vad_edge(self, record: Callable[[Moment], None], lag_field: str) -> _Handler:
+        """A VAD reports speech start_secs after it began and stop_secs after it ended."""
+
+        def handle(data: FramePushed) -> None:
+            frame = data.frame
+            if self._first_sight(frame):
+                lag = getattr(frame, lag_field, 0.0)
+                lead = int(lag * 1000) if isinstance(lag, (int, float)) and lag > 0 else 0
+                record(replace(self._moment(data), lead_ms=lead))
 
         return handle
 
@@ -482,7 +499,8 @@ class RoarkObserver(BaseObserver):
             "callEndedAt": ended_at,
             "callEndedReason": reason,
         }
-        transcript = self._recorder.transcript(self._resolve)
+        turns = self._recorder.transcript_with_releases(self._resolve)
+        transcript = [entry for entry, _ in turns]
         tools = self._recorder.tool_records(self._resolve)
         if transcript:
             body["agentSpokeFirst"] = transcript[0]["role"] == "assistant"
@@ -498,12 +516,14 @@ class RoarkObserver(BaseObserver):
         if tools:
             body["toolCalls"] = tools
         if self._metrics_on:
-            body["metrics"] = self._metrics(transcript)
+            body["metrics"] = self._metrics(transcript, [release for _, release in turns])
         if self._own_recorder is not None:
             self._own_recorder.forget_positions()
         return body
 
-    def _metrics(self, transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _metrics(
+        self, transcript: list[dict[str, Any]], releases: list[int | None]
+    ) -> list[dict[str, Any]]:
         measured: list[dict[str, Any]] = []
         for entry, moment in self._service_metrics:
             when = self._resolve(moment)
@@ -521,7 +541,7 @@ class RoarkObserver(BaseObserver):
             for cut in self._recorder.cuts
         ]
         speech = self._speech if self._recording_format is not None else None
-        return measured + call_metrics(transcript, speech, cuts, self._iso_at)
+        return measured + call_metrics(transcript, releases, speech, cuts, self._iso_at)
 
     def _iso_at(self, offset_ms: int) -> str:
         own = self._own_recorder
@@ -537,11 +557,13 @@ class RoarkObserver(BaseObserver):
             rate, channels = self._recording_format
             offset = self._recorded_bytes // (2 * channels) * 1000 // rate
         if offset is None and self._anchor_clock_ns is not None and moment.clock_ns is not None:
-            offset = max(0, (moment.clock_ns - self._anchor_clock_ns) // 1_000_000)
+            offset = (moment.clock_ns - self._anchor_clock_ns) // 1_000_000
+        if offset is not None:
+            offset = max(0, offset - moment.lead_ms)
         anchor_wall = (own.first_audio_wall if own else None) or self._anchor_wall
         if offset is not None and anchor_wall is not None:
             return Resolved(anchor_wall + offset / 1000, offset)
-        return Resolved(moment.wall, offset)
+        return Resolved(moment.wall - moment.lead_ms / 1000, offset)
 
     def _log_failure(self, where: str, exc: BaseException) -> None:
         key = f"{where}:{type(exc).__name__}"

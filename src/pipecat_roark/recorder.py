@@ -33,6 +33,8 @@ class Moment:
     sibling_id: int | None = None
     at_end: bool = False
     """The end of the call: placed at the end of the recording."""
+    lead_ms: int = 0
+    """How long before its frame the thing happened (a VAD reports speech after it began)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -58,6 +60,10 @@ class _Turn:
     language: str | None = None
     opened_by_speech: bool = False
     """A turn opened by a VAD edge keeps taking late STT finals until the next one."""
+    speech_start: Moment | None = None
+    speech_end: Moment | None = None
+    """Where the VAD heard the speech begin and end; the turn's edges (when the turn was
+    opened and released) come later, by the VAD's and the turn detector's delays."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,7 @@ class CallRecorder:
         self._invoked: set[str] = set()
         self._answered: set[str] = set()
         self.cuts: list[Cut] = []
+        self._vad_start: Moment | None = None
         self.words_are_played = False
         """Set when an output transport releases the words as their audio plays; until then
         (a pipeline without one) the words the TTS generated are all there is."""
@@ -102,10 +109,25 @@ class CallRecorder:
     def user_started(self, moment: Moment) -> None:
         self._close_user(moment)
         self._user = _Turn("user", moment, opened_by_speech=True)
+        self._user.speech_start, self._vad_start = self._vad_start, None
 
     def user_stopped(self, moment: Moment) -> None:
         if self._user is not None:
             self._user.end = moment
+
+    def vad_started(self, moment: Moment) -> None:
+        turn = self._user
+        if turn is not None and turn.end is None and turn.speech_start is None:
+            turn.speech_start = moment
+        elif self._vad_start is None:
+            self._vad_start = moment  # speech that the next user turn will open
+
+    def vad_stopped(self, moment: Moment) -> None:
+        turn = self._user
+        if turn is not None and turn.end is None:
+            turn.speech_end = moment
+        else:
+            self._vad_start = None  # speech that opened no turn (a cough, a noise)
 
     def user_text(
         self,
@@ -185,17 +207,31 @@ class CallRecorder:
         self._close_assistant(moment)
 
     def transcript(self, resolve: Resolver) -> list[dict[str, Any]]:
-        """The closed turns as protocol dicts, ordered by speech onset: on the recording
-        when every turn is placed on it, else by the pipeline clock."""
+        """The closed turns as protocol dicts, ordered by speech onset."""
+        return [entry for entry, _ in self.transcript_with_releases(resolve)]
+
+    def transcript_with_releases(
+        self, resolve: Resolver
+    ) -> list[tuple[dict[str, Any], int | None]]:
+        """Each turn, and for user turns the recording offset at which the turn was
+        released (``UserStoppedSpeakingFrame``), for the end-of-turn delay.
+
+        Ordered by speech onset: on the recording when every turn is placed on it, else by
+        the pipeline clock."""
         entries = [
-            (_turn_dict(turn, flushed, resolve), _clock_key(turn.start, flushed), seq)
+            (
+                _turn_dict(turn, flushed, resolve),
+                _release(turn, resolve),
+                _clock_key(turn.start, flushed),
+                seq,
+            )
             for seq, (turn, flushed) in enumerate(self._closed)
         ]
-        if all("audioOffsetMs" in entry for entry, _, _ in entries):
-            entries.sort(key=lambda item: (item[0]["audioOffsetMs"], item[1], item[2]))
+        if all("audioOffsetMs" in entry[0] for entry in entries):
+            entries.sort(key=lambda item: (item[0]["audioOffsetMs"], item[2], item[3]))
         else:
-            entries.sort(key=lambda item: (item[1], item[2]))
-        return [entry for entry, _, _ in entries]
+            entries.sort(key=lambda item: (item[2], item[3]))
+        return [(entry, release) for entry, release, _, _ in entries]
 
     def tool_records(self, resolve: Resolver) -> list[dict[str, Any]]:
         return [_tool_dict(tool, resolve) for tool in self._tools]
@@ -234,9 +270,26 @@ def _clock_key(start: Moment | None, flushed: Moment) -> float:
     return float("inf")
 
 
+def _earliest(first: Resolved, second: Resolved | None) -> Resolved:
+    if second is None:
+        return first
+    if first.offset_ms is not None and second.offset_ms is not None:
+        return first if first.offset_ms <= second.offset_ms else second
+    return first if first.wall <= second.wall else second
+
+
+def _release(turn: _Turn, resolve: Resolver) -> int | None:
+    if turn.role != "user" or turn.end is None:
+        return None
+    return resolve(turn.end).offset_ms
+
+
 def _turn_dict(turn: _Turn, flushed: Moment, resolve: Resolver) -> dict[str, Any]:
-    start = resolve(turn.start or flushed)
-    end = resolve(turn.end or flushed)
+    # The speech itself when the VAD placed it, else the turn's own edges.
+    start = _earliest(
+        resolve(turn.start or flushed), resolve(turn.speech_start) if turn.speech_start else None
+    )
+    end = resolve(turn.speech_end or turn.end or flushed)
     end_wall = max(end.wall, start.wall)
     entry: dict[str, Any] = {
         "role": turn.role,

@@ -56,6 +56,7 @@ _PLACED_FRAMES = (
     FunctionCallResultFrame,
 )
 _AUDIO_FRAMES = (InputAudioRawFrame, OutputAudioRawFrame)
+_MAX_CARRY_SECS = 0.5
 # Positions of speech edges and tool calls until the call ends: a few per turn, so this
 # bound is only reached by a call of many hours, whose earliest edges then fall back to
 # the pipeline clock.
@@ -80,6 +81,8 @@ class CallAudioRecorder(AudioBufferProcessor):
             num_channels=num_channels, buffer_size=max(2, chunk_bytes // num_channels), **kwargs
         )
         self._on_start = on_start
+        self._final_flush = False
+        self._carry: tuple[bytearray, bytearray] | None = None
         self._emitted_samples = 0
         self._positions: OrderedDict[int, int] = OrderedDict()
         self.started = False
@@ -99,10 +102,44 @@ class CallAudioRecorder(AudioBufferProcessor):
                 if self._on_start is not None:
                     self._on_start(self)
 
+    async def stop_recording(self) -> None:
+        self._final_flush = True
+        try:
+            await super().stop_recording()
+        finally:
+            self._final_flush = False
+
+    def _fill_buffer_silence_gap(self, *args: Any, **kwargs: Any) -> None:
+        # Pipecat 1.x pads a track with silence for any wall-clock gap over 200 ms. With a
+        # continuous microphone stream there is no real gap, only a stalled event loop whose
+        # audio arrives late, and the padding would move every later sample away from where
+        # the speech edges were placed. The timeline is the audio that flowed.
+        return None
+
+    def _align_track_buffers(self) -> None:
+        # At a chunk boundary the tracks usually differ by less than one output chunk; padding
+        # the shorter one would put silence into speech that spans the boundary. What only
+        # one track holds is carried into the next chunk instead (see merge_audio_buffers),
+        # unless this is the last chunk or the tracks have drifted far apart.
+        user, bot = track_buffer_lengths(self)
+        if self._final_flush or abs(user - bot) > self.sample_rate * 2 * _MAX_CARRY_SECS:
+            super()._align_track_buffers()
+
     def merge_audio_buffers(self) -> bytes:
+        user, bot = self._user_audio_buffer, self._bot_audio_buffer
+        common = min(len(user), len(bot))
+        if common < max(len(user), len(bot)):
+            self._carry = (user[common:], bot[common:])
+            self._user_audio_buffer, self._bot_audio_buffer = user[:common], bot[:common]
         merged = super().merge_audio_buffers()
         self._emitted_samples += len(merged) // (2 * max(1, self.num_channels))
         return merged
+
+    def _reset_primary_audio_buffers(self) -> None:
+        super()._reset_primary_audio_buffers()
+        if self._carry is not None:
+            self._user_audio_buffer, self._bot_audio_buffer = self._carry
+            self._carry = None
 
     def position_ms(self, *frame_ids: int | None) -> int | None:
         """Where the first of ``frame_ids`` that passed the recorder fell, in ms."""

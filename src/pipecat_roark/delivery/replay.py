@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import aiohttp
 from loguru import logger
 
 from .client import BackendClient, DeliveryError
@@ -114,14 +115,18 @@ async def replay_in_background(
     try:
         if not await asyncio.to_thread(spool.pending, base_url):
             return
-        client = sender.client(base_url, api_key)
-        summary = await replay_spool(
-            spool,
-            lambda _: client,
-            sender.options,
-            base_url=base_url,
-            deadline=_BACKGROUND_DEADLINE,
-        )
+        # Its own session: the sender's closes as soon as its last call is delivered.
+        async with aiohttp.ClientSession() as session:
+            client = BackendClient(
+                session, base_url=base_url, api_key=api_key, timeout=sender.options.request_timeout
+            )
+            summary = await replay_spool(
+                spool,
+                lambda _: client,
+                sender.options,
+                base_url=base_url,
+                deadline=_BACKGROUND_DEADLINE,
+            )
         if summary.sent or summary.still_failing:
             logger.info(
                 f"pipecat-roark: replayed {summary.sent} spooled request(s) of "

@@ -95,6 +95,7 @@ class CallLane:
             await asyncio.wait_for(asyncio.shield(self._finished.wait()), timeout)
         except asyncio.TimeoutError:
             await self._spool_remaining()
+        await self._sender.close_if_idle()
         return not self._spooling
 
     @property
@@ -283,19 +284,22 @@ class Sender:
     def spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task.add_done_callback(self._tasks.discard)
         return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        self._maybe_close_session()
 
     def lane_finished(self, lane: CallLane) -> None:
         if self._lanes.pop(lane, None) is None:
             return
         if not lane._spooling:
             self._maybe_replay(lane)
-        self._maybe_close_session()
+
+    async def close_if_idle(self) -> None:
+        """An idle sender holds no connections: the session closes when the last call in
+        flight has settled (before the end of a call returns), and a new one opens with the
+        next call."""
+        if not self._lanes and self._queue.empty() and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
 
     async def aclose(self) -> None:
         """Stop sending: cancel what is still under way and close the HTTP session."""
@@ -325,14 +329,6 @@ class Sender:
             return
         self._replays[key] = now
         self.spawn(replay_in_background(self, lane.spool, lane.base_url, lane.api_key, lane.stats))
-
-    def _maybe_close_session(self) -> None:
-        """An idle sender holds no connections: the session closes when the last call and
-        the last replay are done, and a new one opens with the next call."""
-        busy = self._lanes or any(not t.done() for t in self._tasks)
-        if not busy and self._queue.empty() and self._session is not None:
-            session, self._session = self._session, None
-            self.spawn(session.close())
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
