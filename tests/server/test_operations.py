@@ -43,7 +43,11 @@ async def test_a_call_without_call_ended_is_finalised_after_inactivity(
             await asyncio.sleep(0.05)
         assert call["status"] == "ENDED"
         assert call["endedStatus"] == "SILENCE_TIME_OUT"
-        details = await server.details(call_uuid)
+        for _ in range(100):
+            details = await server.details(call_uuid)
+            if details["recording"]["issues"]:
+                break
+            await asyncio.sleep(0.05)
         assert details["finalisedBy"] == "inactivity"
         # No call-ended, so the recording format is unknown: nothing is guessed.
         assert details["recording"]["issues"] == [{"problem": "format_unknown"}]
