@@ -129,7 +129,7 @@ async def test_clicking_a_turn_seeks_and_playing_highlights_the_turn(
                   Number(document.querySelector('#transcript li.turn.current').dataset.turn)]"""
     )
     entries = booking["transcript"]
-    assert highlighted in {_expected_turn(entries, moment), _expected_turn(entries, moment - 100)}
+    assert highlighted in {_expected_turn(entries, moment), _expected_turn(entries, moment - 250)}
     assert not await page.evaluate("document.getElementById('player').paused")
     await page.keyboard.press("Space")
     assert await page.evaluate("document.getElementById('player').paused")
