@@ -6,7 +6,7 @@ import difflib
 from datetime import date, datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,8 +61,8 @@ class Diff(BaseModel):
 
 
 class Trends(BaseModel):
-    start: str
-    end: str
+    start: str = Field(serialization_alias="from")
+    end: str = Field(serialization_alias="to")
     timezone: str
     days: list[DayOut]
     total: DayOut

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,8 +41,8 @@ class CallFilters(BaseModel):
     """What the list is filtered by; it round-trips through the page's URL."""
 
     agent: str | None = None
-    start: date | None = None
-    end: date | None = None
+    start: date | None = Field(default=None, serialization_alias="from")
+    end: date | None = Field(default=None, serialization_alias="to")
     reason: str | None = None
     q: str | None = None
 
