@@ -44,6 +44,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
 
 from . import _pipecat_compat as compat
@@ -53,12 +54,13 @@ from .delivery.spool import Spool, default_spool_dir
 from .metrics import Interruption, call_metrics, service_metric
 from .recorder import CallRecorder, Moment, Resolved, iso_utc
 from .recording import CallAudioRecorder
-from .speech import SpeechActivity
+from .speech import SpeechActivity, snap_to_speech
 from .wire import CALL_ENDED, CALL_STARTED, DEFAULT_BASE_URL
 
 __all__ = ["RoarkObserver"]
 
 _Handler = Callable[[FramePushed], None]
+_UPSTREAM = FrameDirection.UPSTREAM
 _SEEN_CAPACITY = 4096
 _MAX_SERVICE_METRICS = 20_000
 # The recording's last chunk is handed over by a handler task; one that hangs is abandoned.
@@ -133,7 +135,7 @@ class RoarkObserver(BaseObserver):
         audio_buffer_processor.add_event_handler("on_audio_data", self._on_audio_data)
 
         self._recorder = CallRecorder()
-        self._speech = SpeechActivity() if metrics else None
+        self._speech = SpeechActivity()
         self._metrics_on = metrics
         self._service_metrics: list[tuple[dict[str, Any], Moment]] = []
         self._handlers: dict[type, _Handler | None] = {}
@@ -249,7 +251,11 @@ class RoarkObserver(BaseObserver):
         pass
 
     def _first_sight(self, frame: Frame) -> bool:
-        """True the first time a frame (or its broadcast sibling) is seen, across all hops."""
+        """True the first time a frame (or its broadcast sibling) is seen, across all hops.
+
+        Edges and tool calls are taken from their downstream copy (handlers skip the
+        upstream one): only that copy passes the recorder, which places it on the
+        recording, and Pipecat does not always link the two copies of a broadcast."""
         seen = self._seen
         if frame.id in seen:
             return False
@@ -265,7 +271,7 @@ class RoarkObserver(BaseObserver):
 
     def _edge(self, record: Callable[[Moment], None]) -> _Handler:
         def handle(data: FramePushed) -> None:
-            if self._first_sight(data.frame):
+            if data.direction is not _UPSTREAM and self._first_sight(data.frame):
                 record(self._moment(data))
 
         return handle
@@ -275,7 +281,7 @@ class RoarkObserver(BaseObserver):
 
         def handle(data: FramePushed) -> None:
             frame = data.frame
-            if self._first_sight(frame):
+            if data.direction is not _UPSTREAM and self._first_sight(frame):
                 lag = getattr(frame, lag_field, 0.0)
                 lead = int(lag * 1000) if isinstance(lag, (int, float)) and lag > 0 else 0
                 record(replace(self._moment(data), lead_ms=lead))
@@ -330,7 +336,7 @@ class RoarkObserver(BaseObserver):
 
     def _on_tool_call(self, data: FramePushed) -> None:
         frame: Any = data.frame  # the handler table picked it by class
-        if self._first_sight(frame):
+        if data.direction is not _UPSTREAM and self._first_sight(frame):
             self._recorder.tool_call(
                 str(frame.tool_call_id or ""),
                 str(frame.function_name or ""),
@@ -340,7 +346,7 @@ class RoarkObserver(BaseObserver):
 
     def _on_tool_result(self, data: FramePushed) -> None:
         frame: Any = data.frame  # the handler table picked it by class
-        if self._first_sight(frame):
+        if data.direction is not _UPSTREAM and self._first_sight(frame):
             self._recorder.tool_result(
                 str(frame.tool_call_id or ""), _result_text(frame.result), self._moment(data)
             )
@@ -388,7 +394,7 @@ class RoarkObserver(BaseObserver):
             self._recording_format = (sample_rate, num_channels)
             self._recorded_bytes += len(audio)
             self._ensure_lane().chunk(index, bytes(audio))
-            if self._speech is not None and num_channels == 2:
+            if num_channels == 2:
                 self._speech.feed(audio, sample_rate, num_channels)
         except Exception as exc:
             self._log_failure("audio", exc)
@@ -499,7 +505,7 @@ class RoarkObserver(BaseObserver):
             "callEndedAt": ended_at,
             "callEndedReason": reason,
         }
-        turns = self._recorder.transcript_with_releases(self._resolve)
+        turns = self._snapped(self._recorder.transcript_with_releases(self._resolve))
         transcript = [entry for entry, _ in turns]
         tools = self._recorder.tool_records(self._resolve)
         if transcript:
@@ -520,6 +526,34 @@ class RoarkObserver(BaseObserver):
         if self._own_recorder is not None:
             self._own_recorder.forget_positions()
         return body
+
+    def _snapped(
+        self, turns: list[tuple[dict[str, Any], int | None]]
+    ) -> list[tuple[dict[str, Any], int | None]]:
+        """User turns placed on the caller's speech as the recording shows it.
+
+        Their edges come from the VAD and the turn detector, which hear speech a little
+        after it begins; the recording's own left channel says where it is. Bot turns are
+        already exact: the recorder placed their edges on its samples."""
+        if self._recording_format is None:
+            return turns
+        caller = self._speech.stretches(0)
+        for entry, _ in turns:
+            if entry["role"] == "user" and "endAudioOffsetMs" in entry:
+                start, end = snap_to_speech(
+                    entry["audioOffsetMs"], entry["endAudioOffsetMs"], caller
+                )
+                entry.update(
+                    audioOffsetMs=start,
+                    endAudioOffsetMs=end,
+                    timestamp=self._iso_at(start),
+                    endTimestamp=self._iso_at(end),
+                )
+        return (
+            sorted(turns, key=lambda turn: turn[0]["audioOffsetMs"])
+            if all("audioOffsetMs" in entry for entry, _ in turns)
+            else turns
+        )
 
     def _metrics(
         self, transcript: list[dict[str, Any]], releases: list[int | None]

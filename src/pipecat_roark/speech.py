@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SpeechActivity", "Stretch", "overlap_ms", "union"]
+__all__ = ["SpeechActivity", "Stretch", "overlap_ms", "snap_to_speech", "union"]
 
 WINDOW_MS = 10
 _THRESHOLD_RMS = 205.0  # -44 dBFS for 16-bit audio
@@ -110,3 +110,29 @@ def overlap_ms(first: list[Stretch], second: list[Stretch]) -> int:
         else:
             j += 1
     return total
+
+
+# How far a turn's edge may move to meet the speech it stands for: a VAD reports speech a
+# little after it began (quiet onsets do not reach its threshold) and ends it by its own
+# rules; further than this, the stretch is someone else's speech or noise.
+_SNAP_BEFORE_MS = 400
+_SNAP_AFTER_MS = 250
+
+
+def snap_to_speech(start_ms: int, end_ms: int, stretches: list[Stretch]) -> tuple[int, int]:
+    """A turn's (start, end) moved onto the edges of the speech heard on its channel.
+
+    The earliest stretch that begins near the turn's start gives the start; the last
+    stretch that overlaps the turn and ends near its end gives the end.
+    """
+    starts = [
+        a for a, b in stretches if start_ms - _SNAP_BEFORE_MS <= a <= start_ms + _SNAP_AFTER_MS
+    ]
+    new_start = min(starts) if starts else start_ms
+    ends = [
+        b
+        for a, b in stretches
+        if a < end_ms and end_ms - _SNAP_AFTER_MS <= b <= end_ms + _SNAP_BEFORE_MS
+    ]
+    new_end = max(ends) if ends else end_ms
+    return new_start, max(new_start, new_end)

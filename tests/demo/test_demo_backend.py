@@ -174,11 +174,6 @@ def test_the_bots_stored_turns_sit_on_its_speech(booking: StoredCall) -> None:
     assert right == [pytest.approx(span, abs=TOLERANCE_SECS) for span in _spans(booking, "AGENT")]
 
 
-@pytest.mark.xfail(
-    reason="the observer places a user turn at UserStarted/StoppedSpeakingFrame, which come "
-    "after the VAD's start time and the turn-stop timeout, not at the speech itself",
-    strict=False,
-)
 def test_the_callers_stored_turns_sit_on_its_speech(booking: StoredCall) -> None:
     left = speech_spans(booking.stereo[:, 0])
     assert left == [pytest.approx(span, abs=TOLERANCE_SECS) for span in _spans(booking, "CUSTOMER")]
