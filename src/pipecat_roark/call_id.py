@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 
-from .wire import MAX_CALL_ID_LENGTH
+from .wire import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH
 
 __all__ = ["resolve_call_id"]
 
@@ -18,16 +19,26 @@ def resolve_call_id(explicit: str | None, runner_args: object | None) -> str:
     names the session.
     """
     if explicit is not None:
-        if not isinstance(explicit, str) or not explicit.strip():
-            raise ValueError("pipecat_call_id must be a non-empty string")
-        if len(explicit) > MAX_CALL_ID_LENGTH:
-            raise ValueError(f"pipecat_call_id must be at most {MAX_CALL_ID_LENGTH} characters")
+        if not _usable(explicit):
+            raise ValueError(
+                f"pipecat_call_id must be a non-empty string of at most {MAX_CALL_ID_LENGTH} "
+                "characters, without control characters"
+            )
         return explicit
     connection = _read(runner_args, "webrtc_connection")
     for candidate in (_read(connection, "pc_id"), _read(runner_args, "session_id")):
-        if isinstance(candidate, str) and 0 < len(candidate) <= MAX_CALL_ID_LENGTH:
-            return candidate
+        if _usable(candidate):
+            return str(candidate)
     return str(uuid.uuid4())
+
+
+def _usable(candidate: object) -> bool:
+    return (
+        isinstance(candidate, str)
+        and bool(candidate.strip())
+        and len(candidate) <= MAX_CALL_ID_LENGTH
+        and re.fullmatch(CALL_ID_PATTERN, candidate) is not None
+    )
 
 
 def _read(value: object | None, key: str) -> object | None:

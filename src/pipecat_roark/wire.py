@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "API_KEY_HEADER",
     "CALL_ENDED",
+    "CALL_ID_PATTERN",
     "CALL_STARTED",
     "CHUNK_CONTENT_TYPE",
     "CHUNK_UPLOAD_URL_PATH",
@@ -65,7 +66,10 @@ METRIC_KINDS = (
     "call_summary",
 )
 
-CallId = Annotated[str, Field(min_length=1, max_length=MAX_CALL_ID_LENGTH)]
+# Any text a transport uses as an id ("#" and "/" included: WebRTC pc_ids have them), but
+# no control characters; the id is opaque and never part of a path.
+CALL_ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+CallId = Annotated[str, Field(min_length=1, max_length=MAX_CALL_ID_LENGTH, pattern=CALL_ID_PATTERN)]
 OffsetMs = Annotated[int, Field(ge=0)]
 
 
@@ -87,7 +91,7 @@ class CallStarted(_Strict):
 class ChunkUploadUrlRequest(_Strict):
     pipecatCallId: CallId
     chunkIndex: Annotated[int, Field(ge=0, le=1_000_000)]
-    contentType: str = CHUNK_CONTENT_TYPE
+    contentType: Literal["audio/pcm"] = "audio/pcm"
 
 
 class ChunkUploadUrlResponse(BaseModel):
