@@ -140,3 +140,12 @@ async def test_answers_wrapped_in_data_are_understood(backend: RecordingBackend)
     await run_call([observer], call, after_output=[observer.audio_processor])
     assert roles_and_texts(backend.call_ended()) == [("assistant", "Wrapped.")]
     assert backend.chunks()
+
+
+def test_a_call_id_with_control_characters_is_refused_before_the_call() -> None:
+    with pytest.raises(ValueError, match="control characters"):
+        RoarkObserver(agent_id="a", api_key="k", pipecat_call_id="call\x00one")
+    runner_args = {"webrtc_connection": {"pc_id": "pc\n1"}, "session_id": "s-9"}
+    assert RoarkObserver(agent_id="a", api_key="k", runner_args=runner_args).pipecat_call_id == (
+        "s-9"
+    )
