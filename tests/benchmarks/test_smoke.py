@@ -1,0 +1,50 @@
+"""Every benchmark runs at tiny sizes, prints its table and writes its results page.
+
+Only that: timings are the benchmarks' own output (``scripts/bench``), never asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What each page must show besides its table: the rows that prove the benchmark measured.
+EXPECTED = {
+    "observer_cost": ["| no observer |", "| **this project** |", "backend never answers", "1/1"],
+    "long_call_memory": ["| minute | RSS MB |", "### tracemalloc", "Growth from minute"],
+    "end_of_call": ["| this project |", "all complete", "p95"],
+}
+
+
+def run_smoke(name: str, results: Path) -> subprocess.CompletedProcess[str]:
+    # Only this project's venv: the comparison venvs are scripts/bench's business.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROARK_BENCH_")}
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--smoke", "--results", str(results)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_benchmark_prints_its_table_and_writes_its_results(name: str, tmp_path: Path) -> None:
+    done = run_smoke(name, tmp_path)
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    page = (tmp_path / f"{name}.md").read_text(encoding="utf-8")
+    assert page.strip() in done.stdout
+    for fact in ("Machine:", "Python:", "Pipecat", "Date:"):
+        assert fact in page
+    assert "|---|" in page
+    for expected in EXPECTED[name]:
+        assert expected in page, f"{expected!r} missing from:\n{page}"
