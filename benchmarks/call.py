@@ -79,6 +79,7 @@ _LLM_TOKENS = 12
 _TTS_START = 160
 _TTS_TICKS = 200  # 4 s of bot speech
 _TICKS_PER_WORD = 20
+_STT_TIME = "2026-01-01T00:00:00+00:00"
 _WORDS = ("Sure,", "I", "can", "help", "with", "that;", "your", "order", "ships", "today.")
 
 
@@ -133,7 +134,7 @@ class _Frames:
         elif at == _USER_SPEAKS[1]:
             frames.append(UserStoppedSpeakingFrame())
         if at in _INTERIMS:
-            frames.append(InterimTranscriptionFrame("I would like", "caller", _iso_now()))
+            frames.append(InterimTranscriptionFrame("I would like", "caller", _STT_TIME))
         if at == _FINAL:
             frames.append(transcription(f"I would like to check on order {cycle}."))
         if at == _TOOL_CALL and cycle % 6 == 5:
@@ -154,10 +155,6 @@ class _Frames:
         elif at == _TTS_START + _TTS_TICKS:
             frames.extend((TTSStoppedFrame(), _tts_metrics()))
         return frames
-
-
-def _iso_now() -> str:
-    return "2026-01-01T00:00:00+00:00"
 
 
 def _tool_call(cycle: int) -> tuple[Frame, Frame]:

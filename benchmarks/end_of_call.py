@@ -173,8 +173,8 @@ def _report(outcomes: list[Outcome], versions: dict[str, str]) -> Report:
     return report
 
 
-async def _measure(smoke: bool) -> Report:
-    return _report(*await _run(SMOKE if smoke else FULL))
+async def _measure(options: cli.Options) -> Report:
+    return _report(*await _run(options.size(FULL, SMOKE)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -181,8 +181,8 @@ def _report(
     return report
 
 
-async def _measure(smoke: bool) -> Report:
-    size = SMOKE if smoke else FULL
+async def _measure(options: cli.Options) -> Report:
+    size = options.size(FULL, SMOKE)
     hour, traced, versions, delivered = await _run(size)
     return _report(hour, traced, versions, delivered, size)
 

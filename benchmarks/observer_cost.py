@@ -113,7 +113,10 @@ class LineResult:
 
     def observer_per_frame(self, case: Case) -> list[float]:
         """CPU per frame above the no-observer call of the same round."""
-        return [(s.cpu_in_call - base) / s.frames for s, base in self._paired(case)]
+        return list(self.observer_by_round(case).values())
+
+    def observer_by_round(self, case: Case) -> dict[int, float]:
+        return {s.round: (s.cpu_in_call - base) / s.frames for s, base in self._paired(case)}
 
     def overhead(self, case: Case) -> list[float]:
         """The same as a fraction of the no-observer call's CPU."""
@@ -219,12 +222,18 @@ def _line_table(result: LineResult) -> str:
     )
 
 
-def _ratio(result: LineResult, case: Case, other: Case, *, above: Case | None = None) -> float:
-    ours, theirs = median(result.observer_per_frame(case)), median(result.observer_per_frame(other))
-    if above is not None:
-        floor = median(result.observer_per_frame(above))
-        ours, theirs = ours - floor, theirs - floor
-    return ours / theirs if theirs else float("nan")
+def _ratios(result: LineResult, case: Case, other: Case, *, above: Case | None = None) -> str:
+    """``case``'s observer cost over ``other``'s, round by round (both above ``above``'s)."""
+    ours, theirs = result.observer_by_round(case), result.observer_by_round(other)
+    floor = result.observer_by_round(above) if above is not None else {}
+    ratios = []
+    for round_ in sorted(set(ours) & set(theirs)):
+        if above is not None and round_ not in floor:
+            continue
+        base = floor.get(round_, 0.0)
+        if theirs[round_] - base > 0:
+            ratios.append((ours[round_] - base) / (theirs[round_] - base))
+    return spread(ratios, digits=2) if ratios else "—"
 
 
 def _goals(result: LineResult) -> str:
@@ -233,16 +242,17 @@ def _goals(result: LineResult) -> str:
     lines: list[str] = []
     ours_us = median(result.observer_per_frame(OURS)) * 1e6
     if result.samples.get(ROARK):
-        ratio = _ratio(result, OURS, ROARK)
+        ratio = median(result.observer_per_frame(OURS)) / median(result.observer_per_frame(ROARK))
         verdict = "met" if ratio <= 1 / 3 else "missed"
         lines.append(
-            f"- Ours ÷ 0.2.5, observer CPU per frame: **{ratio:.2f}** (goal ≤ 0.33: {verdict})."
+            f"- Ours ÷ 0.2.5, observer CPU per frame: **{ratio:.2f}** (goal ≤ 0.33: {verdict}); "
+            f"round by round: {_ratios(result, OURS, ROARK)}."
         )
         if result.samples.get(FLOOR):
-            above = _ratio(result, OURS, ROARK, above=FLOOR)
             lines.append(
-                f"- The same above the floor (what the observer's own code adds to what "
-                f"Pipecat charges any observer with a recorder): **{above:.2f}**."
+                "- The same above the floor (what the observer's own code adds to what "
+                "Pipecat charges any observer with a recorder), round by round: "
+                f"**{_ratios(result, OURS, ROARK, above=FLOOR)}**."
             )
     overhead = median(result.overhead(OURS)) * 100
     lines.append(
@@ -299,8 +309,8 @@ async def _run(size: Size) -> list[LineResult]:
     return results
 
 
-async def _measure(smoke: bool) -> Report:
-    size = SMOKE if smoke else FULL
+async def _measure(options: cli.Options) -> Report:
+    size = options.size(FULL, SMOKE)
     return _report(await _run(size), size)
 
 
