@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from .speech import SpeechActivity, Stretch, overlap_ms, union
+from .speech import SpeechActivity, Timeline, overlap_ms, union
 
 __all__ = ["Interruption", "call_metrics", "percentile", "service_metric"]
 
@@ -84,8 +84,8 @@ def call_metrics(
     wall_at: WallAt,
 ) -> list[dict[str, Any]]:
     """Per-turn latency and end-of-turn delay, interruptions, and the call's summary."""
-    user = speech.stretches(0) if speech else []
-    bot = speech.stretches(1) if speech else []
+    user = Timeline(speech.stretches(0) if speech else [])
+    bot = Timeline(speech.stretches(1) if speech else [])
     metrics: list[dict[str, Any]] = []
     latencies: list[float] = []
     previous: dict[str, Any] | None = None
@@ -137,33 +137,33 @@ def call_metrics(
 
 
 def _response_latency(
-    user_turn: dict[str, Any], bot_turn: dict[str, Any], user: list[Stretch], bot: list[Stretch]
+    user_turn: dict[str, Any], bot_turn: dict[str, Any], user: Timeline, bot: Timeline
 ) -> tuple[int, int] | None:
     """(user speech end, bot audio onset): from the audio when it shows them, else the edges."""
     if "audioOffsetMs" not in bot_turn:
         return None
     edge = bot_turn["audioOffsetMs"]
-    onset = next(
-        (start for start, _ in bot if edge - _ONSET_SLACK_MS <= start <= edge + 2000), edge
-    )
+    onset = bot.first_start(edge - _ONSET_SLACK_MS, edge + 2000)
+    if onset is None:
+        onset = edge
     turn_start = user_turn.get("audioOffsetMs", 0) - _ONSET_SLACK_MS
-    ends = [end for start, end in user if start >= turn_start and end <= onset]
-    user_end = max(ends) if ends else user_turn.get("endAudioOffsetMs")
+    user_end = user.last_end(turn_start, onset, started_from=turn_start)
+    if user_end is None:
+        user_end = user_turn.get("endAudioOffsetMs")
     if user_end is None or user_end > onset:
         return None
     return user_end, onset
 
 
-def _end_of_turn(
-    turn: dict[str, Any], released: int, user: list[Stretch]
-) -> tuple[int, int] | None:
+def _end_of_turn(turn: dict[str, Any], released: int, user: Timeline) -> tuple[int, int] | None:
     """(speech end, delay ms): how long after the caller went quiet the turn was released.
 
     The speech end is measured on the recording; without audio, the VAD's own estimate
     (the turn's end) stands in."""
     start = turn.get("audioOffsetMs", 0) - _ONSET_SLACK_MS
-    ends = [end for s, end in user if s >= start and end <= released + _ONSET_SLACK_MS]
-    speech_end = max(ends) if ends else turn.get("endAudioOffsetMs")
+    speech_end = user.last_end(start, released + _ONSET_SLACK_MS, started_from=start)
+    if speech_end is None:
+        speech_end = turn.get("endAudioOffsetMs")
     if speech_end is None:
         return None
     speech_end = min(speech_end, released)
@@ -173,11 +173,12 @@ def _end_of_turn(
 def _summary(
     latencies: list[float],
     interruptions: int,
-    user: list[Stretch],
-    bot: list[Stretch],
+    user_speech: Timeline,
+    bot_speech: Timeline,
     speech: SpeechActivity | None,
     wall_at: WallAt,
 ) -> dict[str, Any]:
+    user, bot = user_speech.stretches, bot_speech.stretches
     duration = speech.duration_ms if speech else 0
     user_ms = sum(end - start for start, end in user)
     bot_ms = sum(end - start for start, end in bot)

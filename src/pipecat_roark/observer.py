@@ -54,7 +54,7 @@ from .delivery.spool import Spool, default_spool_dir
 from .metrics import Interruption, call_metrics, service_metric
 from .recorder import CallRecorder, Moment, Resolved, iso_utc
 from .recording import CallAudioRecorder
-from .speech import SpeechActivity, snap_to_speech
+from .speech import SpeechActivity, Timeline, snap_to_speech
 from .wire import CALL_ENDED, CALL_STARTED, DEFAULT_BASE_URL
 
 __all__ = ["RoarkObserver"]
@@ -110,7 +110,17 @@ class RoarkObserver(BaseObserver):
         metrics: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        if audio_buffer_processor is None:
+            audio_buffer_processor = CallAudioRecorder(on_start=self._on_recorder_started)
+        own = (
+            audio_buffer_processor
+            if isinstance(audio_buffer_processor, CallAudioRecorder)
+            else None
+        )
+        # With its own recorder placing every edge and telling which words played, the
+        # observer needs each frame once: on Pipecat 1.x that spares it (and Pipecat) a
+        # queued hop per processor per frame. 0.0.x ignores the argument and sends all.
+        super().__init__(observe_every_push=own is None, **kwargs)
         self._api_key = _resolve_api_key(api_key)
         self._base_url = _resolve_base_url(base_url)
         if not isinstance(agent_id, str) or not agent_id.strip():
@@ -124,14 +134,8 @@ class RoarkObserver(BaseObserver):
         self._flush_timeout = flush_timeout
         self._spool = Spool(Path(spool_dir) if spool_dir is not None else default_spool_dir())
 
-        if audio_buffer_processor is None:
-            audio_buffer_processor = CallAudioRecorder(on_start=self._on_recorder_started)
         self.audio_processor: AudioBufferProcessor = audio_buffer_processor
-        self._own_recorder = (
-            audio_buffer_processor
-            if isinstance(audio_buffer_processor, CallAudioRecorder)
-            else None
-        )
+        self._own_recorder = own
         audio_buffer_processor.add_event_handler("on_audio_data", self._on_audio_data)
 
         self._recorder = CallRecorder()
@@ -226,7 +230,10 @@ class RoarkObserver(BaseObserver):
     def _handler_for(self, frame_class: type) -> _Handler | None:
         """Which method handles a frame class; looked up once per class, then cached."""
         table: tuple[tuple[type | tuple[type, ...], _Handler], ...] = (
-            ((InputAudioRawFrame, OutputAudioRawFrame), self._on_audio),
+            (
+                (InputAudioRawFrame, OutputAudioRawFrame),
+                self._on_audio if self._own_recorder is None else self._ignore,
+            ),
             (StartFrame, self._on_start),
             (TTSTextFrame, self._on_tts_text),
             (TranscriptionFrame, self._on_transcription),
@@ -319,7 +326,9 @@ class RoarkObserver(BaseObserver):
         else:
             return
         spaced = bool(getattr(frame, "includes_inter_frame_spaces", False))
-        self._recorder.assistant_text(frame.text or "", spaced, self._moment(data), played=played)
+        self._recorder.assistant_text(
+            frame.text or "", spaced, self._moment(data), played=played, frame_id=frame.id
+        )
 
     def _on_transcription(self, data: FramePushed) -> None:
         frame: Any = data.frame  # the handler table picked it by class
@@ -505,7 +514,7 @@ class RoarkObserver(BaseObserver):
             "callEndedAt": ended_at,
             "callEndedReason": reason,
         }
-        turns = self._snapped(self._recorder.transcript_with_releases(self._resolve))
+        turns = self._snapped(self._recorder.transcript_with_releases(self._resolve, self._placed))
         transcript = [entry for entry, _ in turns]
         tools = self._recorder.tool_records(self._resolve)
         if transcript:
@@ -537,7 +546,7 @@ class RoarkObserver(BaseObserver):
         already exact: the recorder placed their edges on its samples."""
         if self._recording_format is None:
             return turns
-        caller = self._speech.stretches(0)
+        caller = Timeline(self._speech.stretches(0))
         for entry, _ in turns:
             if entry["role"] == "user" and "endAudioOffsetMs" in entry:
                 start, end = snap_to_speech(
@@ -569,8 +578,7 @@ class RoarkObserver(BaseObserver):
             Interruption(
                 self._resolve(cut.moment).offset_ms or 0,
                 self._resolve(cut.bot_turn_start).offset_ms if cut.bot_turn_start else None,
-                cut.played_words,
-                cut.generated_words,
+                *self._recorder.cut_words(cut, self._resolve, self._placed),
             )
             for cut in self._recorder.cuts
         ]
@@ -582,6 +590,14 @@ class RoarkObserver(BaseObserver):
         anchor = (own.first_audio_wall if own else None) or self._anchor_wall
         return iso_utc((anchor if anchor is not None else time.time()) + offset_ms / 1000)
 
+    @property
+    def _placed(self) -> Callable[[int], int | None] | None:
+        """Where each played word was played: words reach the recorder (placed after the
+        output transport) as their audio plays; None when the recorder is not in the
+        pipeline, and the words are then taken from the frames' hops."""
+        own = self._own_recorder
+        return own.position_ms if own is not None and own.started else None
+
     def _resolve(self, moment: Moment) -> Resolved:
         """Place a moment on the recording's timeline: its sample position when the recorder
         saw the frame, else the pipeline clock relative to the recording's first frame."""
@@ -590,8 +606,9 @@ class RoarkObserver(BaseObserver):
         if moment.at_end and self._recording_format is not None:
             rate, channels = self._recording_format
             offset = self._recorded_bytes // (2 * channels) * 1000 // rate
-        if offset is None and self._anchor_clock_ns is not None and moment.clock_ns is not None:
-            offset = (moment.clock_ns - self._anchor_clock_ns) // 1_000_000
+        anchor_clock = (own.first_audio_clock_ns if own else None) or self._anchor_clock_ns
+        if offset is None and anchor_clock is not None and moment.clock_ns is not None:
+            offset = (moment.clock_ns - anchor_clock) // 1_000_000
         if offset is not None:
             offset = max(0, offset - moment.lead_ms)
         anchor_wall = (own.first_audio_wall if own else None) or self._anchor_wall

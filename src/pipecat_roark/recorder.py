@@ -18,7 +18,7 @@ from typing import Any
 
 from .text import TextChunk, join_text_chunks
 
-__all__ = ["CallRecorder", "Cut", "Moment", "Resolved", "iso_utc"]
+__all__ = ["CallRecorder", "Cut", "Moment", "Placed", "Resolved", "Word", "iso_utc"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -64,6 +64,24 @@ class _Turn:
     speech_end: Moment | None = None
     """Where the VAD heard the speech begin and end; the turn's edges (when the turn was
     opened and released) come later, by the VAD's and the turn detector's delays."""
+    generated: list[Word] = field(default_factory=list)
+    """An assistant turn's words as the TTS produced them; ``parts`` holds the ones an
+    output transport was seen releasing, when the observer sees every hop."""
+
+
+# A word (or delta) the TTS produced: its text, whether it carries its own spacing, and the
+# id of its frame, by which the recording tells whether it was played.
+Word = tuple[str, bool, int | None]
+
+Placed = Callable[[int], int | None]
+"""Where on the recording the frame with this id passed the recorder (placed after the
+output transport, which releases a word as its audio plays), in ms; None if it never did,
+i.e. the caller never heard the word."""
+
+# A played word belongs to the bot's turn whose span holds its place on the recording; one
+# released just outside (a word's text trails or leads its audio a little) to the nearest.
+_WORD_AFTER_TURN_MS = 1000
+_WORD_BEFORE_TURN_MS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +90,10 @@ class Cut:
 
     moment: Moment
     bot_turn_start: Moment | None
-    played_words: int
-    generated_words: int
+    played: tuple[TextChunk, ...]
+    generated: tuple[Word, ...]
+    turn: int
+    """Index of the bot's turn it cut, among the closed turns."""
 
 
 @dataclass(slots=True)
@@ -93,16 +113,18 @@ class CallRecorder:
         self._user: _Turn | None = None
         self._bot_start: Moment | None = None
         self._played: list[TextChunk] = []
-        self._generated: list[TextChunk] = []
+        self._generated: list[Word] = []
         self._first_text: Moment | None = None
         self._tools: list[_Tool] = []
         self._invoked: set[str] = set()
         self._answered: set[str] = set()
         self.cuts: list[Cut] = []
         self._vad_start: Moment | None = None
+        self._words: list[Word] = []
         self.words_are_played = False
-        """Set when an output transport releases the words as their audio plays; until then
-        (a pipeline without one) the words the TTS generated are all there is."""
+        """Set when an output transport was seen releasing words as their audio plays; until
+        then (a pipeline without one) the words the TTS generated are all there is. Words
+        placed on the recording (``Placed``, from the recorder) override both."""
 
     # -- user -----------------------------------------------------------------------------
 
@@ -160,11 +182,16 @@ class CallRecorder:
         if self._bot_start is None:
             self._bot_start = moment
 
-    def assistant_text(self, text: str, spaced: bool, moment: Moment, *, played: bool) -> None:
+    def assistant_text(
+        self, text: str, spaced: bool, moment: Moment, *, played: bool, frame_id: int | None = None
+    ) -> None:
         if not text:
             return
-        parts = self._played if played else self._generated
-        parts.append((text, spaced))
+        if played:
+            self._played.append((text, spaced))
+        else:
+            self._generated.append((text, spaced, frame_id))
+            self._words.append((text, spaced, frame_id))
         if self._first_text is None:
             self._first_text = moment
 
@@ -172,16 +199,30 @@ class CallRecorder:
         self._close_assistant(moment)
 
     def interrupted(self, moment: Moment) -> None:
-        if self._bot_start is not None or self._played:
-            self.cuts.append(
-                Cut(
-                    moment,
-                    self._bot_start or self._first_text,
-                    _word_count(self._played if self.words_are_played else self._generated),
-                    _word_count(self._generated),
-                )
+        cut = (
+            Cut(
+                moment,
+                self._bot_start or self._first_text,
+                tuple(self._played),
+                tuple(self._generated),
+                len(self._closed),
             )
+            if self._bot_start is not None or self._played
+            else None
+        )
         self._close_assistant(moment)
+        if cut is not None:
+            self.cuts.append(cut)
+
+    def cut_words(
+        self, cut: Cut, resolve: Resolver, place: Placed | None = None
+    ) -> tuple[int, int]:
+        """(words played, words generated) of the bot's turn a cut interrupted."""
+        if place is not None:
+            played = self._assistant_parts(resolve, place).get(cut.turn, [])
+        else:
+            played = list(cut.played) if self.words_are_played else _texts(cut.generated)
+        return _word_count(played), _word_count(_texts(cut.generated))
 
     # -- tools ----------------------------------------------------------------------------
 
@@ -206,27 +247,40 @@ class CallRecorder:
         self._close_user(moment)
         self._close_assistant(moment)
 
-    def transcript(self, resolve: Resolver) -> list[dict[str, Any]]:
+    def transcript(self, resolve: Resolver, place: Placed | None = None) -> list[dict[str, Any]]:
         """The closed turns as protocol dicts, ordered by speech onset."""
-        return [entry for entry, _ in self.transcript_with_releases(resolve)]
+        return [entry for entry, _ in self.transcript_with_releases(resolve, place)]
 
     def transcript_with_releases(
-        self, resolve: Resolver
+        self, resolve: Resolver, place: Placed | None = None
     ) -> list[tuple[dict[str, Any], int | None]]:
         """Each turn, and for user turns the recording offset at which the turn was
         released (``UserStoppedSpeakingFrame``), for the end-of-turn delay.
 
-        Ordered by speech onset: on the recording when every turn is placed on it, else by
-        the pipeline clock."""
-        entries = [
-            (
-                _turn_dict(turn, flushed, resolve),
-                _release(turn, resolve),
-                _clock_key(turn.start, flushed),
-                seq,
+        Assistant turns hold the words the caller heard: those placed on the recording
+        within the turn's span (see ``Placed``), else those an output transport released
+        while the turn was open, else (no output transport) those generated. A turn none
+        of whose words were heard is left out. Ordered by speech onset: on the recording
+        when every turn is placed on it, else by the pipeline clock."""
+        placed = self._assistant_parts(resolve, place) if place is not None else None
+        entries = []
+        for seq, (turn, flushed) in enumerate(self._closed):
+            parts = turn.parts
+            if turn.role == "assistant":
+                if placed is not None:
+                    parts = placed.get(seq, [])
+                elif not self.words_are_played:
+                    parts = _texts(turn.generated)
+                if not join_text_chunks(parts):
+                    continue
+            entries.append(
+                (
+                    _turn_dict(turn, parts, flushed, resolve),
+                    _release(turn, resolve),
+                    _clock_key(turn.start, flushed),
+                    seq,
+                )
             )
-            for seq, (turn, flushed) in enumerate(self._closed)
-        ]
         if all("audioOffsetMs" in entry[0] for entry in entries):
             entries.sort(key=lambda item: (item[0]["audioOffsetMs"], item[2], item[3]))
         else:
@@ -236,10 +290,6 @@ class CallRecorder:
     def tool_records(self, resolve: Resolver) -> list[dict[str, Any]]:
         return [_tool_dict(tool, resolve) for tool in self._tools]
 
-    @property
-    def turn_count(self) -> int:
-        return len(self._closed)
-
     # -- private --------------------------------------------------------------------------
 
     def _close_user(self, moment: Moment) -> None:
@@ -247,11 +297,30 @@ class CallRecorder:
         if turn is not None and turn.parts and join_text_chunks(turn.parts):
             self._closed.append((turn, moment))
 
+    def _assistant_parts(self, resolve: Resolver, place: Placed) -> dict[int, list[TextChunk]]:
+        """The played words of each bot turn (by index among the closed turns), each word
+        given to the turn whose span on the recording holds the place it was played at."""
+        spans: list[tuple[int, int, int]] = []
+        for seq, (turn, flushed) in enumerate(self._closed):
+            if turn.role == "assistant":
+                start = resolve(turn.start or flushed).offset_ms
+                end = resolve(turn.end or flushed).offset_ms
+                if start is not None and end is not None:
+                    spans.append((start, max(start, end), seq))
+        parts: dict[int, list[TextChunk]] = {}
+        for text, spaced, frame_id in self._words:
+            at = place(frame_id) if frame_id is not None else None
+            owner = _span_of(at, spans) if at is not None else None
+            if owner is not None:
+                parts.setdefault(owner, []).append((text, spaced))
+        return parts
+
     def _close_assistant(self, moment: Moment) -> None:
-        parts = self._played if self.words_are_played else self._generated
-        if parts and join_text_chunks(parts):
+        if self._bot_start is not None or self._played or self._generated:
             start = self._bot_start or self._first_text or moment
-            self._closed.append((_Turn("assistant", start, moment, list(parts)), moment))
+            turn = _Turn("assistant", start, moment, list(self._played))
+            turn.generated = list(self._generated)
+            self._closed.append((turn, moment))
         # Words cut before any audio leave no turn, and no edges for the next one.
         self._bot_start = None
         self._first_text = None
@@ -261,6 +330,25 @@ class CallRecorder:
 
 def _word_count(parts: list[TextChunk]) -> int:
     return len(join_text_chunks(parts).split())
+
+
+def _texts(words: tuple[Word, ...] | list[Word]) -> list[TextChunk]:
+    return [(text, spaced) for text, spaced, _ in words]
+
+
+def _span_of(at: int, spans: list[tuple[int, int, int]]) -> int | None:
+    """The turn whose span holds ``at``; else the one that ended last before it, or the one
+    that starts first after it, when close enough."""
+    for start, end, seq in spans:
+        if start <= at <= end:
+            return seq
+    before = [(at - end, seq) for start, end, seq in spans if end < at]
+    if before and min(before)[0] <= _WORD_AFTER_TURN_MS:
+        return min(before)[1]
+    after = [(start - at, seq) for start, end, seq in spans if start > at]
+    if after and min(after)[0] <= _WORD_BEFORE_TURN_MS:
+        return min(after)[1]
+    return None
 
 
 def _clock_key(start: Moment | None, flushed: Moment) -> float:
@@ -284,7 +372,9 @@ def _release(turn: _Turn, resolve: Resolver) -> int | None:
     return resolve(turn.end).offset_ms
 
 
-def _turn_dict(turn: _Turn, flushed: Moment, resolve: Resolver) -> dict[str, Any]:
+def _turn_dict(
+    turn: _Turn, parts: list[TextChunk], flushed: Moment, resolve: Resolver
+) -> dict[str, Any]:
     # The speech itself when the VAD placed it, else the turn's own edges.
     start = _earliest(
         resolve(turn.start or flushed), resolve(turn.speech_start) if turn.speech_start else None
@@ -293,7 +383,7 @@ def _turn_dict(turn: _Turn, flushed: Moment, resolve: Resolver) -> dict[str, Any
     end_wall = max(end.wall, start.wall)
     entry: dict[str, Any] = {
         "role": turn.role,
-        "content": join_text_chunks(turn.parts),
+        "content": join_text_chunks(parts),
         "timestamp": iso_utc(start.wall),
         "endTimestamp": iso_utc(end_wall),
     }

@@ -28,6 +28,7 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     OutputAudioRawFrame,
     StartFrame,
+    TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
@@ -43,7 +44,8 @@ __all__ = ["DEFAULT_CHUNK_BYTES", "CallAudioRecorder"]
 # A stereo chunk of about 256 KiB: the processor fills each 16-bit track to half that.
 DEFAULT_CHUNK_BYTES = 256 * 1024
 
-# Frames whose place on the timeline the transcript needs: speech edges and tool calls.
+# Frames whose place on the timeline the transcript needs: speech edges, tool calls, and
+# the words the output transport released (a word that reaches the recorder was played).
 _PLACED_FRAMES = (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -54,6 +56,7 @@ _PLACED_FRAMES = (
     VADUserStoppedSpeakingFrame,
     FunctionCallInProgressFrame,
     FunctionCallResultFrame,
+    TTSTextFrame,
 )
 _AUDIO_FRAMES = (InputAudioRawFrame, OutputAudioRawFrame)
 _MAX_CARRY_SECS = 0.5
@@ -88,6 +91,8 @@ class CallAudioRecorder(AudioBufferProcessor):
         self.started = False
         self.first_audio_wall: float | None = None
         """Wall-clock time of sample 0: when the first audio frame was recorded."""
+        self.first_audio_clock_ns: int | None = None
+        """The pipeline clock at sample 0, to place what never passes the recorder."""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, _PLACED_FRAMES):
@@ -96,6 +101,10 @@ class CallAudioRecorder(AudioBufferProcessor):
         if self.first_audio_wall is None:
             if isinstance(frame, _AUDIO_FRAMES) and self._head_samples() > 0:
                 self.first_audio_wall = time.time()
+                try:
+                    self.first_audio_clock_ns = self.get_clock().get_time()
+                except Exception:
+                    self.first_audio_clock_ns = None
             elif isinstance(frame, StartFrame) and not self.started:
                 self.started = True
                 await self.start_recording()

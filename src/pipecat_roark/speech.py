@@ -9,11 +9,12 @@ and off the call's path: it runs on whole chunks (a few seconds at a time) with 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SpeechActivity", "Stretch", "overlap_ms", "snap_to_speech", "union"]
+__all__ = ["SpeechActivity", "Stretch", "Timeline", "overlap_ms", "snap_to_speech", "union"]
 
 WINDOW_MS = 10
 _THRESHOLD_RMS = 205.0  # -44 dBFS for 16-bit audio
@@ -53,11 +54,14 @@ class SpeechActivity:
         self._carry = samples[whole:]
         if not whole:
             return
-        blocks = samples[:whole].astype(np.float32).reshape(-1, window, channels)
-        rms = np.sqrt(np.mean(np.square(blocks), axis=1))  # (windows, channels)
+        # One contiguous row per channel: reducing along it is ten times faster than
+        # reducing the interleaved layout in place.
+        rows = np.ascontiguousarray(samples[:whole].T, dtype=np.float32)
+        blocks = rows.reshape(channels, -1, window)
+        rms = np.sqrt(np.mean(blocks * blocks, axis=2))  # (channels, windows)
         for index, channel in enumerate(self._channels):
-            self._add_runs(channel, rms[:, index] > _THRESHOLD_RMS)
-        self._windows_done += len(rms)
+            self._add_runs(channel, rms[index] > _THRESHOLD_RMS)
+        self._windows_done += rms.shape[1]
 
     def stretches(self, channel: int) -> list[Stretch]:
         """Speech on ``channel`` so far, blips shorter than 40 ms left out."""
@@ -119,20 +123,50 @@ _SNAP_BEFORE_MS = 400
 _SNAP_AFTER_MS = 250
 
 
-def snap_to_speech(start_ms: int, end_ms: int, stretches: list[Stretch]) -> tuple[int, int]:
+class Timeline:
+    """One channel's stretches, for the questions asked of every turn of a call (each in
+    logarithmic time: a long call has thousands of turns and stretches)."""
+
+    def __init__(self, stretches: list[Stretch]) -> None:
+        self.stretches = stretches
+        self._starts = [start for start, _ in stretches]
+        self._ends = [end for _, end in stretches]
+
+    def first_start(self, low: int, high: int) -> int | None:
+        """The earliest stretch start within [low, high]."""
+        index = bisect_left(self._starts, low)
+        if index < len(self._starts) and self._starts[index] <= high:
+            return self._starts[index]
+        return None
+
+    def last_end(self, low: int, high: int, *, started_from: int | None = None) -> int | None:
+        """The latest stretch end within [low, high], of a stretch that started no earlier
+        than ``started_from``."""
+        index = bisect_right(self._ends, high) - 1
+        if index < 0 or self._ends[index] < low:
+            return None
+        if started_from is not None and self._starts[index] < started_from:
+            return None
+        return self._ends[index]
+
+    def last_end_of_speech_before(self, high: int, *, started_before: int) -> int | None:
+        """The latest end within [.., high] of a stretch that began before ``started_before``."""
+        index = bisect_right(self._ends, high) - 1
+        while index >= 0 and self._starts[index] >= started_before:
+            index -= 1
+        return self._ends[index] if index >= 0 else None
+
+
+def snap_to_speech(start_ms: int, end_ms: int, speech: Timeline) -> tuple[int, int]:
     """A turn's (start, end) moved onto the edges of the speech heard on its channel.
 
     The earliest stretch that begins near the turn's start gives the start; the last
-    stretch that overlaps the turn and ends near its end gives the end.
+    stretch that began before the turn ended and ends near its end gives the end.
     """
-    starts = [
-        a for a, b in stretches if start_ms - _SNAP_BEFORE_MS <= a <= start_ms + _SNAP_AFTER_MS
-    ]
-    new_start = min(starts) if starts else start_ms
-    ends = [
-        b
-        for a, b in stretches
-        if a < end_ms and end_ms - _SNAP_AFTER_MS <= b <= end_ms + _SNAP_BEFORE_MS
-    ]
-    new_end = max(ends) if ends else end_ms
+    new_start = speech.first_start(start_ms - _SNAP_BEFORE_MS, start_ms + _SNAP_AFTER_MS)
+    if new_start is None:
+        new_start = start_ms
+    new_end = speech.last_end_of_speech_before(end_ms + _SNAP_BEFORE_MS, started_before=end_ms)
+    if new_end is None or new_end < end_ms - _SNAP_AFTER_MS:
+        new_end = end_ms
     return new_start, max(new_start, new_end)
