@@ -30,7 +30,11 @@ ensure_debs() {
 ensure_venv() {
   local name="$1"; shift
   local dir="$VENVS/$name" stamp
-  stamp="$( (cat "$ROOT/pyproject.toml"; printf '%s\n' "$@"; "$PYTHON" --version) | sha256sum | cut -c1-16)"
+  # What the venv is made from: its requirements, the Python, and this project's
+  # pyproject.toml when the project is installed in it.
+  local project=/dev/null
+  case " $* " in *" -e "*) project="$ROOT/pyproject.toml" ;; esac
+  stamp="$( (cat "$project"; printf '%s\n' "$@"; "$PYTHON" --version) | sha256sum | cut -c1-16)"
   if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ]; then
     echo "$dir"; return 0
   fi

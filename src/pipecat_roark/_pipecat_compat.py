@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 __all__ = [
+    "drop_processed_events",
     "handler_tasks",
     "is_recording",
     "observer_queue",
@@ -72,3 +73,19 @@ def track_buffer_lengths(processor: object) -> tuple[int, int]:
     user = getattr(processor, "_user_audio_buffer", b"")
     bot = getattr(processor, "_bot_audio_buffer", b"")
     return len(user), len(bot)
+
+
+def drop_processed_events(queue: asyncio.Queue[Any], processed_type: type) -> None:
+    """Keep ``FrameProcessed`` events out of an observer's queue.
+
+    Pipecat queues one for every processor that handles every frame (a dozen per frame in
+    a usual pipeline) to every observer, which wants them or not; the observer's task then
+    wakes for each. An observer that only watches pushes is spared all of that work.
+    """
+    put_nowait = queue.put_nowait
+
+    def put_pushes_only(item: Any) -> None:
+        if type(item) is not processed_type:
+            put_nowait(item)
+
+    queue.put_nowait = put_pushes_only  # type: ignore[method-assign]

@@ -42,7 +42,7 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
@@ -308,6 +308,8 @@ class RoarkObserver(BaseObserver):
         if not self._queue_looked_up:
             self._queue_looked_up = True
             self._queue = compat.observer_queue(self, data.source)
+            if self._queue is not None:
+                compat.drop_processed_events(self._queue, FrameProcessed)
         self._pipeline_started = True
         # Words are recorded as the output transport releases them, once their audio plays.
         if isinstance(data.source, BaseOutputTransport):

@@ -314,3 +314,27 @@ async def test_every_request_matches_the_protocol_types(backend: RecordingBacken
 
 def _frames_of(capture: Capture, kind: type[Frame]) -> list[Frame]:
     return [f for f in capture.frames if isinstance(f, kind)]
+
+
+async def test_the_pipecat_internals_the_observer_relies_on_are_found(
+    backend: RecordingBackend,
+) -> None:
+    """The observer's queue (drained at shutdown, spared FrameProcessed events), the
+    recorder's buffers and handler tasks: if a Pipecat release renames them, this fails."""
+    from pipecat_roark import _pipecat_compat as compat
+
+    observer = observer_for(backend)
+    seen_queue: list[Any] = []
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Hi."], 0.3)
+        seen_queue.append(observer._queue)
+        assert compat.track_buffer_lengths(observer.audio_processor) != (0, 0)
+        assert compat.handler_tasks(observer.audio_processor, "on_audio_data") is not None
+        assert compat.is_recording(observer.audio_processor) is True
+
+    await run_call([observer], call, after_output=[observer.audio_processor])
+    (queue,) = seen_queue
+    assert isinstance(queue, asyncio.Queue)
+    assert queue.put_nowait.__name__ == "put_pushes_only"
+    assert backend.call_ended()["transcript"][0]["content"] == "Hi."
