@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 __all__ = [
@@ -19,11 +20,21 @@ __all__ = [
     "machine",
     "median",
     "percentile",
+    "server_versions",
     "spread",
     "table",
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def server_versions(**extra: str) -> dict[str, str]:
+    """The versions a backend benchmark ran with: Pipecat, this project, and ``extra``."""
+    return {
+        "Pipecat": metadata.version("pipecat-ai"),
+        "this project": metadata.version("pipecat-roark"),
+        **extra,
+    }
 
 
 def median(values: Iterable[float]) -> float:

@@ -19,6 +19,20 @@ EXPECTED = {
     "observer_cost": ["| no observer |", "| **this project** |", "backend never answers", "1/1"],
     "long_call_memory": ["| minute | RSS MB |", "### tracemalloc", "Growth from minute"],
     "end_of_call": ["| this project |", "all complete", "p95"],
+    "ingest_load": [
+        "## Highest N held",
+        "### SQLite + folder, 1 replica, 16x",
+        "### PostgreSQL + S3 (moto), 2 replicas, 16x",
+        "real time",
+        "| 4 |",
+    ],
+    "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],
+    "dashboard_pages": [
+        "| calls list (HTML, first 50) |",
+        "call page (HTML)",
+        "waveform peaks",
+        "0 errors",
+    ],
 }
 
 

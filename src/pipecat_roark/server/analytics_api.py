@@ -194,7 +194,7 @@ async def get_agent_analytics(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> AgentAnalyticsOne:
     first, last = trend_range(start, end)
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         known = await connection.scalar(
             select(schema.agents.c.id).where(
                 schema.agents.c.id == agentId, schema.agents.c.project_id == project_id
@@ -248,7 +248,7 @@ def call_analytics(row: Any) -> CallAnalytics:
     summary="A call's response latencies, interruptions and metrics (extension)",
 )
 async def get_call_analytics(callId: str, project_id: ProjectId, state: State) -> CallAnalyticsOne:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         row = (
             await connection.execute(
                 select(

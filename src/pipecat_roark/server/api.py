@@ -119,7 +119,7 @@ async def list_calls(
             _calls.c.transcript_text.ilike(pattern, escape="\\")
             | _calls.c.pipecat_call_id.ilike(pattern, escape="\\")
         )
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         page = await fetch_page(
             connection,
             _calls,
@@ -140,7 +140,7 @@ async def list_calls(
 
 @router.get("/v1/call/{callId}", response_model=CallOne, summary="Get a call")
 async def get_call(callId: str, request: Request, project_id: ProjectId, state: State) -> CallOne:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         row = await _call_row(connection, project_id, callId)
     url = await recording_url(state, request, row.id, row.recording_key)
     return CallOne(data=call_out(row, recording_url=url))
@@ -155,7 +155,7 @@ async def get_transcript(
     state: State,
     source: Annotated[str | None, Query(max_length=64)] = None,
 ) -> TranscriptOne:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         row = await _call_row(connection, project_id, callId)
     return TranscriptOne(data=transcript_out(row))
 
@@ -168,7 +168,7 @@ async def get_transcript(
 async def get_pipecat_details(
     callId: str, request: Request, project_id: ProjectId, state: State
 ) -> PipecatDetailsOne:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         row = await _call_row(connection, project_id, callId)
         custom_id = None
         if row.agent_id is not None:
@@ -183,7 +183,7 @@ async def get_pipecat_details(
 
 @router.delete("/v1/call/{callId}", response_model=DeleteOne, summary="Delete a call and its audio")
 async def remove_call(callId: str, project_id: ProjectId, state: State) -> DeleteOne:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         await _call_row(connection, project_id, callId)
     await delete_call(state, callId)
     return DeleteOne(data={"id": callId, "deleted": True})  # type: ignore[arg-type]
@@ -205,7 +205,7 @@ async def list_agents(
             agents.c.name.ilike(pattern, escape="\\")
             | agents.c.custom_id.ilike(pattern, escape="\\")
         )
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         page = await fetch_page(
             connection,
             agents,
@@ -238,7 +238,7 @@ async def _agent_row(connection: AsyncConnection, project_id: str, agent_id: str
 
 @router.get("/v1/agent/{agentId}", response_model=AgentOne, summary="Get an agent")
 async def get_agent(agentId: str, project_id: ProjectId, state: State) -> AgentOne:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         row = await _agent_row(connection, project_id, agentId)
     return AgentOne(data=agent_out(row))
 
@@ -252,7 +252,7 @@ async def list_prompt_revisions(
     agentId: str, project_id: ProjectId, state: State
 ) -> PromptRevisionList:
     prompts = schema.agent_prompts
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         await _agent_row(connection, project_id, agentId)
         rows = await connection.execute(
             select(prompts)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from .._version import __version__
 from . import analytics_api, api, dashboard, health, ingest, recordings, schema, uploads
 from .blobs import open_blob_store
-from .database import insert_or_select, open_database
+from .database import insert_or_select, open_database, read_engine
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .settings import ServerSettings
@@ -55,7 +55,14 @@ async def open_state(settings: ServerSettings) -> AsyncIterator[ServerState]:
             s3_region=settings.s3_region,
         )
         try:
-            yield ServerState(settings=settings, engine=engine, blobs=blobs, secret=secret)
+            yield ServerState(
+                settings=settings,
+                engine=engine,
+                reader=read_engine(engine),
+                blobs=blobs,
+                secret=secret,
+                write_lock=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
+            )
         finally:
             await blobs.close()
 

@@ -101,12 +101,18 @@ async def require_project(
             "authorization: send the key as 'Authorization: Bearer <key>' or 'x-roark-api-key'",
             "authorization",
         )
-    async with state.engine.connect() as connection:
-        project_id = await connection.scalar(
-            select(schema.api_keys.c.project_id).where(schema.api_keys.c.key_hash == hash_key(key))
-        )
+    key_hash = hash_key(key)
+    project_id = state.known_keys.get(key_hash)
     if project_id is None:
-        raise ApiError(401, "invalid_api_key", "authorization: unknown API key", "authorization")
+        async with state.reader.connect() as connection:
+            project_id = await connection.scalar(
+                select(schema.api_keys.c.project_id).where(schema.api_keys.c.key_hash == key_hash)
+            )
+        if project_id is None:
+            raise ApiError(
+                401, "invalid_api_key", "authorization: unknown API key", "authorization"
+            )
+        state.known_keys.put(key_hash, str(project_id))
     request.state.project_id = project_id
     return str(project_id)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Executable, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..wire import CallEnded, CallStarted
@@ -76,30 +76,104 @@ def _parse_time(value: str | None, field: str) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def _new_call(project_id: str, pipecat_call_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "project_id": project_id,
+        "pipecat_call_id": pipecat_call_id,
+        "status": IN_PROGRESS,
+        "started_received": False,
+        "ended_received": False,
+        "stitch_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        "last_activity_at": now,
+    }
+
+
 async def _call(
     connection: AsyncConnection, project_id: str, pipecat_call_id: str, *, lock: bool = False
 ) -> CallRef:
     """The project's call with this id, created (IN_PROGRESS) by whichever request comes first."""
-    now = utcnow()
     row = await insert_or_select(
         connection,
         schema.calls,
-        {
-            "id": str(uuid.uuid4()),
-            "project_id": project_id,
-            "pipecat_call_id": pipecat_call_id,
-            "status": IN_PROGRESS,
-            "started_received": False,
-            "ended_received": False,
-            "stitch_count": 0,
-            "created_at": now,
-            "updated_at": now,
-            "last_activity_at": now,
-        },
+        _new_call(project_id, pipecat_call_id, utcnow()),
         ("project_id", "pipecat_call_id"),
         columns=("id", "status", "num_channels"),
         lock=lock,
     )
+    return CallRef(row.id, row.status, row.num_channels)
+
+
+@dataclass(frozen=True)
+class _ChunkStatements:
+    """The statements of every chunk, built once per dialect and run with parameters.
+
+    A chunk comes every few seconds of every call; building and hashing a statement costs
+    more than running it, and these never change.
+    """
+
+    active_call: Executable
+    chunk_requested: Executable
+    chunk_uploaded: Executable
+    call_touched: Executable
+
+
+_CHUNK_STATEMENTS: dict[str, _ChunkStatements] = {}
+_NEW_CALL_COLUMNS = tuple(_new_call("", "", datetime.now(timezone.utc)))
+
+
+def _param(column: Any) -> Any:
+    """A parameter named after ``column``, of its type (a column's own name is taken)."""
+    return bindparam(f"p_{column.name}", type_=column.type)
+
+
+def _chunk_statements(connection: AsyncConnection) -> _ChunkStatements:
+    built = _CHUNK_STATEMENTS.get(connection.dialect.name)
+    if built is not None:
+        return built
+    calls, chunks = schema.calls.c, schema.chunks.c
+    now = bindparam("p_now", type_=calls.updated_at.type)
+    new_call = dialect_insert(connection, schema.calls).values(
+        {name: _param(calls[name]) for name in _NEW_CALL_COLUMNS}
+    )
+    requested = dialect_insert(connection, schema.chunks).values(
+        call_id=_param(chunks.call_id),
+        chunk_index=_param(chunks.chunk_index),
+        url_expires_at=_param(chunks.url_expires_at),
+    )
+    built = _ChunkStatements(
+        active_call=new_call.on_conflict_do_update(
+            index_elements=["project_id", "pipecat_call_id"],
+            set_={"updated_at": now, "last_activity_at": now},
+        ).returning(calls.id, calls.status, calls.num_channels),
+        chunk_requested=requested.on_conflict_do_update(
+            index_elements=["call_id", "chunk_index"],
+            set_={"url_expires_at": requested.excluded.url_expires_at},
+        ),
+        chunk_uploaded=update(schema.chunks)
+        .where(chunks.call_id == _param(chunks.call_id))
+        .where(chunks.chunk_index == _param(chunks.chunk_index))
+        .values(size=_param(chunks.size), uploaded_at=now),
+        call_touched=update(schema.calls)
+        .where(calls.id == _param(calls.id))
+        .values(updated_at=now, last_activity_at=now)
+        .returning(calls.status),
+    )
+    _CHUNK_STATEMENTS[connection.dialect.name] = built
+    return built
+
+
+async def _active_call(
+    connection: AsyncConnection, project_id: str, pipecat_call_id: str
+) -> CallRef:
+    """``_call``, marked active now (``_touch``), in one statement: chunks come often."""
+    now = utcnow()
+    values = _new_call(project_id, pipecat_call_id, now)
+    parameters = {f"p_{name}": value for name, value in values.items()} | {"p_now": now}
+    statement = _chunk_statements(connection).active_call
+    row = (await connection.execute(statement, parameters)).one()
     return CallRef(row.id, row.status, row.num_channels)
 
 
@@ -193,18 +267,16 @@ async def record_chunk_requested(
 ) -> CallRef:
     """A client is about to upload chunk ``chunk_index``; note it so a gap can be told."""
     check_call_id(pipecat_call_id)
-    call = await _call(connection, project_id, pipecat_call_id)
+    call = await _active_call(connection, project_id, pipecat_call_id)
     now = utcnow()
-    insert = dialect_insert(connection, schema.chunks).values(
-        call_id=call.id, chunk_index=chunk_index, url_expires_at=now + timedelta(seconds=url_ttl)
-    )
     await connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=["call_id", "chunk_index"],
-            set_={"url_expires_at": insert.excluded.url_expires_at},
-        )
+        _chunk_statements(connection).chunk_requested,
+        {
+            "p_call_id": call.id,
+            "p_chunk_index": chunk_index,
+            "p_url_expires_at": now + timedelta(seconds=url_ttl),
+        },
     )
-    await _touch(connection, call.id)
     if call.status == ENDED:
         # A late retry: the bytes may go straight to a bucket, so look again shortly.
         await enqueue_stitch(connection, call.id, now + timedelta(seconds=late_chunk_delay))
@@ -213,23 +285,23 @@ async def record_chunk_requested(
 
 async def record_chunk_uploaded(
     connection: AsyncConnection, call_id: str, chunk_index: int, size: int
-) -> bool:
-    """The server stored a chunk's bytes; False when the call no longer exists."""
+) -> str | None:
+    """The server stored a chunk's bytes: the call's status, or None when the call is gone.
+
+    A chunk of an ended call (a late retry) enqueues a stitch.
+    """
     now = utcnow()
+    statements = _chunk_statements(connection)
     result = await connection.execute(
-        update(schema.chunks)
-        .where(schema.chunks.c.call_id == call_id, schema.chunks.c.chunk_index == chunk_index)
-        .values(size=size, uploaded_at=now)
+        statements.chunk_uploaded,
+        {"p_call_id": call_id, "p_chunk_index": chunk_index, "p_size": size, "p_now": now},
     )
     if not result.rowcount:
-        return False
-    status = await connection.scalar(
-        select(schema.calls.c.status).where(schema.calls.c.id == call_id)
-    )
-    await _touch(connection, call_id)
+        return None
+    status = await connection.scalar(statements.call_touched, {"p_id": call_id, "p_now": now})
     if status == ENDED:
         await enqueue_stitch(connection, call_id, now)
-    return True
+    return None if status is None else str(status)
 
 
 def _transcript_text(body: CallEnded) -> str:

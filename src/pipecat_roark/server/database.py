@@ -1,8 +1,9 @@
 """The database connection: one URL picks SQLite or PostgreSQL, migrations run at start.
 
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so concurrent writers in one
-process queue instead of failing; PostgreSQL migrations run under an advisory lock so
-replicas starting together apply them once.
+process queue instead of failing; reads go through ``read_engine``, which never takes the
+write lock. PostgreSQL migrations run under an advisory lock so replicas starting together
+apply them once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "insert_or_select",
     "normalize_database_url",
     "open_database",
+    "read_engine",
     "run_migrations",
     "utcnow",
 ]
@@ -33,6 +35,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 # Any fixed 64-bit number shared by every replica of this server.
 _MIGRATION_LOCK_KEY = 0x726F61726B5F6D67
+# The execution option that marks read_engine's connections.
+_READ_ONLY = "pipecat_roark_read_only"
 
 
 def utcnow() -> datetime:
@@ -73,7 +77,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not connection.get_execution_options().get(_READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine to read with: the same pool and listeners as ``engine``.
+
+    On SQLite it begins no transaction: each statement reads the latest committed data on
+    its own (WAL lets it while a writer commits), so a read never queues behind an ingest
+    write for the write lock, and costs no BEGIN of its own. Statements of one connection
+    do not share a snapshot. Never write through it. Elsewhere it is ``engine`` itself.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def dialect_insert(connection: AsyncConnection, table: Table) -> Any:

@@ -21,7 +21,7 @@ __all__ = ["delete_call", "sweep_retention"]
 
 async def delete_call(state: ServerState, call_id: str) -> None:
     await state.blobs.delete_prefix(call_prefix(call_id))
-    async with state.engine.begin() as connection:
+    async with state.begin() as connection:
         await connection.execute(delete(schema.chunks).where(schema.chunks.c.call_id == call_id))
         await connection.execute(
             delete(schema.stitch_jobs).where(schema.stitch_jobs.c.call_id == call_id)
@@ -37,7 +37,7 @@ async def sweep_retention(state: ServerState, batch: int = 100) -> int:
     cutoff = utcnow() - timedelta(days=days)
     deleted = 0
     while True:
-        async with state.engine.connect() as connection:
+        async with state.reader.connect() as connection:
             ids = list(
                 await connection.scalars(
                     select(schema.calls.c.id).where(schema.calls.c.created_at < cutoff).limit(batch)

@@ -32,7 +32,7 @@ async def healthz() -> Health:
 async def readyz(state: Annotated[ServerState, Depends(get_state)]) -> JSONResponse:
     database = blobs = "ok"
     try:
-        async with state.engine.connect() as connection:
+        async with state.reader.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
         logger.warning("readiness: database unavailable: {!r}", exc)

@@ -45,7 +45,7 @@ async def post_event(
     state: Annotated[ServerState, Depends(get_state)],
 ) -> EventAck:
     check_call_id(body.pipecatCallId)
-    async with state.engine.begin() as connection:
+    async with state.begin() as connection:
         if isinstance(body, CallStarted):
             call, changed = await record_call_started(connection, project_id, body)
         else:
@@ -73,7 +73,7 @@ async def post_chunk_upload_url(
             422, "invalid_field", f"contentType: must be {CHUNK_CONTENT_TYPE!r}", "contentType"
         )
     ttl = state.settings.upload_url_ttl
-    async with state.engine.begin() as connection:
+    async with state.begin() as connection:
         call = await record_chunk_requested(
             connection, project_id, body.pipecatCallId, body.chunkIndex, ttl, _LATE_CHUNK_DELAY
         )

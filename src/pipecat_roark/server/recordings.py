@@ -61,7 +61,7 @@ async def _recording_key(state: ServerState, call_id: str, project_id: str | Non
     query = select(schema.calls.c.recording_key).where(schema.calls.c.id == call_id)
     if project_id is not None:
         query = query.where(schema.calls.c.project_id == project_id)
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         row = (await connection.execute(query)).first()
     if row is None:
         raise ApiError(404, "not_found", "callId: no such call", "callId")

@@ -44,7 +44,7 @@ async def run_stitch_job(state: ServerState, job: ClaimedJob) -> None:
             "stitch failed (attempt {}), retrying in {:.0f}s: {!r}", job.attempts, delay, exc
         )
         with contextlib.suppress(Exception):
-            async with state.engine.begin() as connection:
+            async with state.begin() as connection:
                 await release_job(
                     connection, job, state.replica_id, due=utcnow() + timedelta(seconds=delay)
                 )
@@ -52,7 +52,7 @@ async def run_stitch_job(state: ServerState, job: ClaimedJob) -> None:
     finally:
         heartbeat.cancel()
         await asyncio.wait([heartbeat])
-    async with state.engine.begin() as connection:
+    async with state.begin() as connection:
         if recheck_in is None:
             await finish_job(connection, job, state.replica_id)
         else:
@@ -68,14 +68,16 @@ async def _keep_lease(state: ServerState, job: ClaimedJob) -> None:
     lease = state.settings.stitch_lease
     while True:
         await asyncio.sleep(lease / 3)
-        if not await renew_lease(state.engine, job, state.replica_id, lease):
+        async with state.write_turn():
+            renewed = await renew_lease(state.engine, job, state.replica_id, lease)
+        if not renewed:
             logger.warning("stitch lease for call {} was taken over", job.call_id)
             return
 
 
 async def _stitch(state: ServerState, job: ClaimedJob) -> float | None:
     """Do the work; return seconds until the job should look again, or None when done."""
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         call = (
             await connection.execute(
                 select(
@@ -181,7 +183,7 @@ async def _record(
         values |= result
         values["stitch_count"] = schema.calls.c.stitch_count + 1
         values["stitched_at"] = now
-    async with state.engine.begin() as connection:
+    async with state.begin() as connection:
         outcome = await connection.execute(
             update(schema.calls).where(schema.calls.c.id == call_id).values(**values)
         )

@@ -14,11 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from loguru import logger
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from . import schema, signing
 from .blobs import call_prefix, chunk_key
-from .calls import record_chunk_uploaded
+from .calls import ENDED, record_chunk_uploaded
 from .errors import ERROR_RESPONSES, ApiError
 from .recordings import public_base_url
 from .state import ServerState, get_state
@@ -31,6 +31,8 @@ _PURPOSE = "chunk-upload"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 router = APIRouter(responses=ERROR_RESPONSES)
+# Built once: a chunk comes every few seconds of every call.
+_CHANNELS = select(schema.calls.c.num_channels).where(schema.calls.c.id == bindparam("call_id"))
 
 
 class UploadAck(BaseModel):
@@ -92,20 +94,19 @@ async def put_chunk(
         raise ApiError(
             403, "bad_signature", "signature: invalid or expired upload URL", "signature"
         )
-    async with state.engine.connect() as connection:
-        channels = await connection.scalar(
-            select(schema.calls.c.num_channels).where(schema.calls.c.id == callId)
-        )
+    async with state.reader.connect() as connection:
+        channels = await connection.scalar(_CHANNELS, {"call_id": callId})
     # Channels are known only once call-ended has come; until then, whole samples.
     frame_bytes = SAMPLE_WIDTH * (channels or 1)
     size = await state.blobs.write_stream(
         chunk_key(callId, chunkIndex), _whole_samples(request.stream(), frame_bytes, chunkIndex)
     )
-    async with state.engine.begin() as connection:
-        known = await record_chunk_uploaded(connection, callId, chunkIndex, size)
-    if not known:
+    async with state.begin() as connection:
+        status = await record_chunk_uploaded(connection, callId, chunkIndex, size)
+    if status is None:
         logger.bind(call_id=callId).info("chunk {} arrived for a deleted call", chunkIndex)
         await state.blobs.delete_prefix(call_prefix(callId))
         raise ApiError(404, "not_found", "callId: the call no longer exists", "callId")
-    state.stitch_wanted.set()
+    if status == ENDED:
+        state.stitch_wanted.set()
     return UploadAck(ok=True, chunkIndex=chunkIndex, size=size)

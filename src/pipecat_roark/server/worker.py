@@ -37,7 +37,8 @@ async def _sleep(state: ServerState, seconds: float, *also: asyncio.Event) -> No
 async def _stitch_loop(state: ServerState) -> None:
     while not state.stopping.is_set():
         try:
-            job = await claim_job(state.engine, state.replica_id, state.settings.stitch_lease)
+            async with state.write_turn():
+                job = await claim_job(state.engine, state.replica_id, state.settings.stitch_lease)
         except Exception as exc:
             logger.warning("cannot claim stitch jobs: {!r}", exc)
             job = None
@@ -51,7 +52,7 @@ async def _stitch_loop(state: ServerState) -> None:
 async def _maintenance_loop(state: ServerState) -> None:
     while not state.stopping.is_set():
         try:
-            async with state.engine.begin() as connection:
+            async with state.begin() as connection:
                 finalised = await finalise_inactive(connection, state.settings.inactivity_timeout)
             if finalised:
                 logger.info("finalised {} inactive calls", len(finalised))

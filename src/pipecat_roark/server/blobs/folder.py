@@ -39,19 +39,53 @@ class FolderBlobStore:
         target = self._path(key)
         temp = self._tmp / uuid.uuid4().hex
         size = 0
-        handle = await asyncio.to_thread(open, temp, "wb")
+        handle: BinaryIO | None = None
+        # Pieces are gathered up to PIECE_SIZE before each write: a thread round trip per
+        # network read would cost more than the write itself.
+        pending: list[bytes] = []
+        pending_size = 0
         try:
             async for piece in body:
-                if piece:
-                    await asyncio.to_thread(self._write_piece, handle, piece)
-                    size += len(piece)
-            await asyncio.to_thread(_sync_close, handle)
-            await asyncio.to_thread(_move_into_place, temp, target)
+                if not piece:
+                    continue
+                pending.append(piece)
+                pending_size += len(piece)
+                size += len(piece)
+                if pending_size >= PIECE_SIZE:
+                    handle = await asyncio.to_thread(self._append, handle, temp, pending)
+                    pending, pending_size = [], 0
+            await asyncio.to_thread(self._finish, handle, temp, pending, target)
         except BaseException:
-            handle.close()
+            if handle is not None:
+                handle.close()
             temp.unlink(missing_ok=True)
             raise
         return size
+
+    def _append(self, handle: BinaryIO | None, temp: Path, pieces: list[bytes]) -> BinaryIO:
+        opened = handle is None
+        if handle is None:
+            handle = open(temp, "wb")  # noqa: SIM115 (closed by _finish or on failure)
+        try:
+            for piece in pieces:
+                self._write_piece(handle, piece)
+        except BaseException:
+            if opened:
+                handle.close()
+            raise
+        return handle
+
+    def _finish(
+        self, handle: BinaryIO | None, temp: Path, pieces: list[bytes], target: Path
+    ) -> None:
+        """Write the last pieces, make the file durable and move it into place."""
+        handle = self._append(handle, temp, pieces)
+        try:
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            handle.close()
+        _move_into_place(temp, target)
 
     def _write_piece(self, handle: BinaryIO, piece: bytes) -> None:
         handle.write(piece)
@@ -107,12 +141,6 @@ class FolderBlobStore:
 
     async def close(self) -> None:
         return None
-
-
-def _sync_close(handle: BinaryIO) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-    handle.close()
 
 
 def _fsync_path(path: Path) -> None:

@@ -154,7 +154,7 @@ async def _key_is_live(connection: AsyncConnection, key_id: str, project_id: str
 
 async def current_viewer(request: Request, state: ServerState) -> Viewer | None:
     """The viewer a request proves: a key header, else the session, else --no-auth."""
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         key = request_key(request)
         if key is not None:
             owner = await key_owner(connection, key)

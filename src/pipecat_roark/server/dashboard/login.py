@@ -56,7 +56,7 @@ async def _login_form(
 ) -> Response:
     projects: list[tuple[str, str]] = []
     if no_auth_allowed(request, state):
-        async with state.engine.connect() as connection:
+        async with state.reader.connect() as connection:
             projects = await list_projects(connection)
     token = new_csrf_token()
     response = page(
@@ -92,7 +92,7 @@ async def login(request: Request, state: State) -> Response:
         )
     project_id: str | None = None
     key_id: str | None = None
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         if fields.get("project") and no_auth_allowed(request, state):
             known = {pid for pid, _ in await list_projects(connection)}
             project_id = fields["project"] if fields["project"] in known else None
@@ -131,7 +131,7 @@ async def login_by_link(
     found = read_login_link(state.secret, token[:512]) if token else None
     if found is not None:
         project_id, key_id = found
-        async with state.engine.connect() as connection:
+        async with state.reader.connect() as connection:
             live = await connection.scalar(
                 select(schema.api_keys.c.id).where(
                     schema.api_keys.c.id == key_id, schema.api_keys.c.project_id == project_id
@@ -183,7 +183,7 @@ async def create_login_link(
     body: Annotated[LoginLinkRequest | None, Body()] = None,
 ) -> LoginLinkOne:
     wanted = body or LoginLinkRequest()
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         owner = await key_owner(connection, request_key(request) or "")
     if owner is None or owner[1] != project_id:
         raise ApiError(401, "invalid_api_key", "authorization: unknown API key", "authorization")

@@ -129,7 +129,7 @@ async def _list(request: Request, state: ServerState, viewer: Viewer) -> Any:
         reason=params.get("reason") or None,
         q=(params.get("q") or "").strip()[:500] or None,
     )
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         return await calls_page(
             connection,
             viewer.project_id,
@@ -167,7 +167,7 @@ async def _call_row(connection: AsyncConnection, viewer: Viewer, call_id: str) -
 
 
 async def _call_page(state: ServerState, viewer: Viewer, call_id: str) -> CallPage | None:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         call = await _call_row(connection, viewer, call_id)
         if call is None:
             return None
@@ -216,7 +216,7 @@ async def call_json(call_id: str, state: State, viewer: JsonViewer) -> JSONRespo
 
 
 async def _recording_key(state: ServerState, viewer: Viewer, call_id: str) -> str | None:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         key = await connection.scalar(
             select(schema.calls.c.recording_key).where(
                 schema.calls.c.id == call_id, schema.calls.c.project_id == viewer.project_id
@@ -260,13 +260,13 @@ async def call_html(call_id: str, state: State, viewer: PageViewer) -> Response:
 
 @router.get("/agents.json")
 async def agents_json(state: State, viewer: JsonViewer) -> JSONResponse:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         return _twin(await agents_page(connection, viewer.project_id))
 
 
 @router.get("/agents")
 async def agents_html(state: State, viewer: PageViewer) -> Response:
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         listing = await agents_page(connection, viewer.project_id)
     return _page(state, viewer, "agents.html", listing=listing, nav="agents")
 
@@ -283,7 +283,7 @@ async def _agent(request: Request, state: ServerState, viewer: Viewer, agent_id:
         first, last = trend_range(start, end)
     except ApiError:
         first, last = trend_range(None, None)
-    async with state.engine.connect() as connection:
+    async with state.reader.connect() as connection:
         return await agent_page(
             connection,
             viewer.project_id,

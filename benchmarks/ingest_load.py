@@ -1,0 +1,318 @@
+"""Benchmark 4: how many concurrent calls ``pipecat-roark serve`` takes in, on each setup.
+
+Each setup (SQLite + folder, PostgreSQL + an S3-compatible server; one or two replicas)
+runs as real ``serve`` processes on 127.0.0.1 (``benchmarks.servers``). A load generator in
+its own process (``benchmarks.ingest_client``) plays N concurrent calls: 16 kHz stereo, a
+256 KiB chunk every 4.1 s of audio as the observer's recorder sends them (presign POST, then
+PUT), call-started and call-ended around each call, calls of a few minutes back to back,
+the audio clock ``speed`` times faster than real time. The server stitches each ended call
+meanwhile, as it would in production.
+
+N ramps up (``Size.ramp``) and stops at the first N whose chunk requests (presign or PUT)
+have a p99 of 100 ms or more, or any request fails: the highest N before it is held. Then
+the goal's own case: ``Size.realtime_calls`` calls at real-time pace on SQLite + folder.
+
+``python -m benchmarks.ingest_load [--smoke] [--results DIR] [--set speed=2]``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks import cli
+from benchmarks.ingest_client import CHUNK_BYTES, CHUNK_SECONDS, Load, generate
+from benchmarks.report import Report, percentile, server_versions, table
+from benchmarks.servers import Services, Serving, Setup, services, serving
+
+__all__ = ["main"]
+
+NAME = "ingest_load"
+GOAL_MS = 100.0
+GOAL_CALLS = 500
+_SETTLE_CPU = 0.05
+_SETTLE_MAX = 15.0
+
+
+@dataclass(frozen=True)
+class Size:
+    ramp: tuple[int, ...]
+    setups: tuple[Setup, ...]
+    speed: float
+    """How much faster than real time each call's audio clock runs in the ramps."""
+    seconds: float
+    """The measured window of each step, after one chunk interval of warm-up."""
+    realtime_calls: int
+    """Then this many calls at real-time pace on SQLite + folder, one replica (0: none)."""
+
+
+FULL = Size(
+    ramp=(100, 200, 250, 300, 400, 500, 800),
+    setups=(Setup("sqlite", 1), Setup("postgresql", 1), Setup("postgresql", 2)),
+    speed=2.0,
+    seconds=6.0,
+    realtime_calls=GOAL_CALLS,
+)
+SMOKE = Size(
+    ramp=(4, 8),
+    setups=(Setup("sqlite", 1), Setup("postgresql", 2)),
+    speed=16.0,
+    seconds=1.0,
+    realtime_calls=4,
+)
+
+
+@dataclass
+class Step:
+    calls: int
+    measured: dict[str, Any]
+    wall: float
+    server_cpu: float
+    machine_busy: float
+    """Share of every core's time the machine was busy (server, generator, services)."""
+
+    def values(self, kind: str) -> list[float]:
+        return list(self.measured["latencies"].get(kind, []))
+
+    @property
+    def errors(self) -> int:
+        return int(sum(self.measured["errors"].values()))
+
+    def p99(self, kind: str) -> float:
+        return percentile(self.values(kind), 99)
+
+    @property
+    def held(self) -> bool:
+        chunks = [self.values("presign"), self.values("put")]
+        return (
+            self.errors == 0
+            and all(chunks)
+            and all(percentile(values, 99) < GOAL_MS for values in chunks)
+        )
+
+
+@dataclass
+class Ramp:
+    setup: Setup
+    speed: float
+    steps: list[Step] = field(default_factory=list)
+    took: float = 0.0
+
+    @property
+    def held(self) -> int | None:
+        best = None
+        for step in self.steps:
+            if not step.held:
+                break
+            best = step.calls
+        return best
+
+
+async def _settle(served: Serving) -> None:
+    """Wait until the replicas are idle (the last step's stitches done), within bounds."""
+    deadline = time.monotonic() + _SETTLE_MAX
+    before = served.cpu_seconds()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = served.cpu_seconds()
+        if (now - before) / 0.5 < _SETTLE_CPU * len(served.pids):
+            return
+        before = now
+
+
+def _machine_times() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core since boot."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return sum(ticks) - idle, sum(ticks)
+
+
+async def _ramp(
+    setup: Setup, speed: float, ramp_calls: Sequence[int], size: Size, workdir: Path, held: Services
+) -> Ramp:
+    ramp = Ramp(setup, speed)
+    started_ramp = time.monotonic()
+    tag = f"{setup.database}-{setup.replicas}-{speed:g}x"
+    async with serving(setup, workdir / tag, held) as served:
+        for calls in ramp_calls:
+            load = Load(
+                urls=served.urls,
+                key=served.key,
+                calls=calls,
+                speed=speed,
+                seconds=size.seconds,
+                prefix=f"load-{tag}-{calls}",
+                seed=calls,
+            )
+            cpu_before, started = served.cpu_seconds(), time.monotonic()
+            busy_before, total_before = _machine_times()
+            measured = await generate(load)
+            wall = time.monotonic() - started
+            busy_after, total_after = _machine_times()
+            step = Step(
+                calls,
+                measured,
+                wall,
+                served.cpu_seconds() - cpu_before,
+                (busy_after - busy_before) / max(1, total_after - total_before),
+            )
+            ramp.steps.append(step)
+            if not step.held:
+                break
+            await _settle(served)
+    ramp.took = time.monotonic() - started_ramp
+    return ramp
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q):.0f}" if values else "—"
+
+
+def _row(step: Step, size: Size) -> list[str]:
+    presign, put = step.values("presign"), step.values("put")
+    events = step.values("call-started") + step.values("call-ended")
+    errors = step.measured["errors"]
+    problems = ", ".join(f"{count} {kind}" for kind, count in sorted(errors.items()))
+    return [
+        str(step.calls),
+        f"{step.measured['chunks'] / step.measured['window']:.0f}",
+        f"{step.measured['chunks'] * CHUNK_BYTES / step.measured['window'] / 1e6:.0f}",
+        _ms(presign, 50),
+        f"**{_ms(presign, 99)}**",
+        _ms(put, 50),
+        f"**{_ms(put, 99)}**",
+        _ms(events, 99),
+        problems or "0",
+        f"{step.server_cpu / step.wall * 100:.0f}",
+        f"{step.machine_busy * 100:.0f}",
+        "yes" if step.held else "**no**",
+    ]
+
+
+_HEADERS = [
+    "calls",
+    "chunks/s",
+    "MB/s",
+    "presign p50 ms",
+    "presign p99 ms",
+    "PUT p50 ms",
+    "PUT p99 ms",
+    "events p99 ms",
+    "errors",
+    "server CPU %",
+    "machine busy %",
+    "held",
+]
+
+
+def _pace(speed: float) -> str:
+    return "real time" if speed == 1 else f"{speed:g}x"
+
+
+def _held(ramp: Ramp) -> str:
+    if ramp.held is not None:
+        return str(ramp.held)
+    return f"< {ramp.steps[0].calls}" if ramp.steps else "—"
+
+
+def _report(ramps: list[Ramp], size: Size) -> Report:
+    report = Report(
+        NAME,
+        "Backend ingest under load",
+        f"N concurrent calls against `pipecat-roark serve` (real processes on 127.0.0.1, "
+        f"started afresh for each setup), each 16 kHz stereo sending a "
+        f"{CHUNK_BYTES // 1024} KiB chunk (presign POST, then PUT) every "
+        f"{CHUNK_SECONDS:.1f} s of audio, as the observer's recorder does, with call-started "
+        f"and call-ended around calls of 2 to 6 minutes played back to back (each step "
+        f"starts with every call part-way through, so calls end, and are stitched by the "
+        f"server, at their steady rate). The ramps run the audio clock **{size.speed:g}x "
+        f"faster than real time**: N calls there send what {size.speed:g}N real-time calls "
+        f"send. The load generator is one asyncio process (aiohttp, at most 256 "
+        f"connections) on the same machine; latency counts from when a request was due, so "
+        f"an answer late enough to delay the call's next request counts against that one "
+        f"too. Each step measures {size.seconds:g} s after one chunk interval of warm-up; the "
+        f"ramp stops at the first step whose presign or PUT p99 reaches {GOAL_MS:.0f} ms or "
+        f"that has any error. One run per step. *Server CPU*: the replicas' CPU time over "
+        f"the step in % of one core; *machine busy*: of both cores (server, load generator, "
+        f"and PostgreSQL and moto_server when used). With S3 the chunks go to moto_server "
+        f"(Python, in-memory), not through the server.",
+        versions=server_versions(
+            SQLite=sqlite3.sqlite_version,
+            uvicorn=metadata.version("uvicorn"),
+            SQLAlchemy=metadata.version("sqlalchemy"),
+        ),
+    )
+    summary = [
+        [
+            ramp.setup.label,
+            _pace(ramp.speed),
+            f"**{_held(ramp)}**",
+            str(int((ramp.held or 0) * ramp.speed)) if ramp.held else "—",
+            f"{ramp.took:.0f}",
+        ]
+        for ramp in ramps
+    ]
+    report.add(
+        f"## Highest N held (chunk p99 < {GOAL_MS:.0f} ms, no errors)",
+        table(["setup", "pace", "calls held", "= real-time calls", "took s"], summary),
+    )
+    for ramp in ramps:
+        report.add(
+            f"### {ramp.setup.label}, {_pace(ramp.speed)}",
+            table(_HEADERS, [_row(step, size) for step in ramp.steps]),
+        )
+    report.add(_goal(ramps))
+    return report
+
+
+def _goal(ramps: list[Ramp]) -> str:
+    sqlite = [r for r in ramps if r.setup == Setup("sqlite", 1)]
+    realtime = next((r for r in sqlite if r.speed == 1), None)
+    paced = next((r for r in sqlite if r.speed != 1), None)
+    parts = []
+    if realtime is not None and realtime.steps:
+        step = realtime.steps[-1]
+        parts.append(
+            f"{step.calls} calls at real-time pace {'held' if step.held else '**not held**'}"
+        )
+    if paced is not None and paced.held:
+        parts.append(
+            f"{paced.held} held at {paced.speed:g}x, the chunk rate of "
+            f"{int(paced.held * paced.speed)} real-time calls"
+        )
+    met = realtime is not None and bool(realtime.steps) and realtime.steps[-1].held
+    met = met and realtime is not None and realtime.steps[-1].calls >= GOAL_CALLS
+    return (
+        f"- Goal: ≥ {GOAL_CALLS} concurrent calls on 2 cores with SQLite + folder: "
+        f"{'met' if met else 'missed'} ({'; '.join(parts) or 'not measured'})."
+    )
+
+
+async def _measure(options: cli.Options) -> Report:
+    size = options.size(FULL, SMOKE)
+    plans: list[tuple[Setup, float, Sequence[int]]] = [
+        (setup, size.speed, size.ramp) for setup in size.setups
+    ]
+    if size.realtime_calls:
+        plans.append((Setup("sqlite", 1), 1.0, (size.realtime_calls,)))
+    ramps: list[Ramp] = []
+    with tempfile.TemporaryDirectory(prefix="roark-ingest-") as workdir, services() as held:
+        for setup, speed, calls in plans:
+            ramps.append(await _ramp(setup, speed, calls, size, Path(workdir), held))
+    return _report(ramps, size)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.run(NAME, __doc__ or NAME, argv, _measure)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``pipecat-roark serve`` as the backend benchmarks run it: real processes on 127.0.0.1.
+
+A setup is a database and a blob store (SQLite + folder, or PostgreSQL + an S3-compatible
+server) and a number of replicas sharing them. PostgreSQL and the S3 server are the test
+suite's throwaway services (``tests.server.services``), started once per benchmark run and
+only when a setup needs them. Every process is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.server.services import MotoServer, PostgresCluster, ServeProcess, postgres_bin_dir
+
+__all__ = [
+    "S3_CREDENTIALS",
+    "Services",
+    "Serving",
+    "Setup",
+    "cpu_seconds",
+    "services",
+    "serving",
+]
+
+# The local S3 server accepts any credentials; the server's S3 client needs some.
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "benchbenchbench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    database: str
+    """``sqlite`` or ``postgresql``."""
+    replicas: int = 1
+
+    @property
+    def label(self) -> str:
+        stores = "SQLite + folder" if self.database == "sqlite" else "PostgreSQL + S3 (moto)"
+        return f"{stores}, {self.replicas} replica{'s' if self.replicas > 1 else ''}"
+
+
+@dataclass
+class Services:
+    """PostgreSQL and moto_server, started on first use and stopped by ``close``."""
+
+    postgres: PostgresCluster | None = None
+    s3: MotoServer | None = None
+
+    def need_postgres(self) -> PostgresCluster:
+        if self.postgres is None:
+            bin_dir = postgres_bin_dir()
+            if bin_dir is None:
+                raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql)")
+            self.postgres = PostgresCluster.start(bin_dir)
+        return self.postgres
+
+    def need_s3(self) -> MotoServer:
+        if self.s3 is None:
+            self.s3 = MotoServer.start()
+        return self.s3
+
+    def close(self) -> None:
+        if self.s3 is not None:
+            self.s3.stop()
+        if self.postgres is not None:
+            self.postgres.destroy()
+
+
+@contextlib.contextmanager
+def services() -> Iterator[Services]:
+    held = Services()
+    try:
+        yield held
+    finally:
+        held.close()
+
+
+@dataclass
+class Serving:
+    """The replicas of one setup, and a key of project ``bench``."""
+
+    setup: Setup
+    settings_env: dict[str, str]
+    key: str
+    processes: list[ServeProcess] = field(default_factory=list)
+
+    @property
+    def urls(self) -> list[str]:
+        return [process.url for process in self.processes]
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, every thread) the replicas have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _environment(setup: Setup, workdir: Path, held: Services) -> dict[str, str]:
+    env = {"ROARK_SERVER_DATA_DIR": str(workdir / "data")}
+    if setup.database == "postgresql":
+        s3 = held.need_s3()
+        env |= S3_CREDENTIALS
+        env |= {
+            "ROARK_SERVER_DATABASE_URL": held.need_postgres().create_database(),
+            "ROARK_SERVER_BLOB_URL": f"s3://bench-{uuid.uuid4().hex[:12]}/recordings",
+            "ROARK_SERVER_S3_ENDPOINT_URL": s3.endpoint,
+        }
+    return env
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    setup: Setup, workdir: Path, held: Services, *, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Serving]:
+    """The setup's replicas running (each ready), with a fresh project key."""
+    from pipecat_roark.server.embed import ensure_project_key
+    from pipecat_roark.server.settings import ServerSettings
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = _environment(setup, workdir, held) | (extra_env or {})
+    for name, value in S3_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    settings = ServerSettings.from_sources(environ=env)
+    key = await ensure_project_key(settings, "bench")
+    served = Serving(setup, env, key)
+    try:
+        for number in range(setup.replicas):
+            process = ServeProcess.launch([], env, workdir / f"replica-{number}.log")
+            served.processes.append(process)
+        for process in served.processes:
+            await asyncio.to_thread(process.wait_ready, 60)
+        yield served
+    finally:
+        for process in served.processes:
+            await asyncio.to_thread(process.stop)
