@@ -9,12 +9,13 @@ fallback degrades a feature with one warning instead of breaking the call.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
-    "drop_processed_events",
     "handler_tasks",
     "is_recording",
+    "keep_out_of_queue",
     "observer_queue",
     "task_observers",
     "track_buffer_lengths",
@@ -75,17 +76,18 @@ def track_buffer_lengths(processor: object) -> tuple[int, int]:
     return len(user), len(bot)
 
 
-def drop_processed_events(queue: asyncio.Queue[Any], processed_type: type) -> None:
-    """Keep ``FrameProcessed`` events out of an observer's queue.
+def keep_out_of_queue(queue: asyncio.Queue[Any], unwanted: Callable[[Any], bool]) -> None:
+    """Keep the events an observer does not want out of its queue.
 
-    Pipecat queues one for every processor that handles every frame (a dozen per frame in
-    a usual pipeline) to every observer, which wants them or not; the observer's task then
-    wakes for each. An observer that only watches pushes is spared all of that work.
+    Pipecat queues every event to every observer, which wants it or not: a
+    ``FrameProcessed`` for every processor that handles every frame (a dozen per frame in a
+    usual pipeline), every audio frame's push. The observer's task then wakes for each.
+    Events it has no use for are spared all of that work.
     """
     put_nowait = queue.put_nowait
 
-    def put_pushes_only(item: Any) -> None:
-        if type(item) is not processed_type:
+    def put_wanted(item: Any) -> None:
+        if not unwanted(item):
             put_nowait(item)
 
-    queue.put_nowait = put_pushes_only  # type: ignore[method-assign]
+    queue.put_nowait = put_wanted  # type: ignore[method-assign]

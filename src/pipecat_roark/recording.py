@@ -80,6 +80,10 @@ class CallAudioRecorder(AudioBufferProcessor):
         on_start: Callable[[CallAudioRecorder], None] | None = None,
         **kwargs: Any,
     ) -> None:
+        # Direct mode (Pipecat's own, as its Pipeline uses): frames are recorded in the task
+        # that pushes them, without a queue and a task switch per frame, and an interruption
+        # cannot drop audio that already played but still waited in the recorder's queue.
+        kwargs.setdefault("enable_direct_mode", True)
         super().__init__(
             num_channels=num_channels, buffer_size=max(2, chunk_bytes // num_channels), **kwargs
         )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from pipecat.frames.frames import Frame, OutputAudioRawFrame
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipecat_roark import RoarkObserver
+from pipecat_roark._pipecat_compat import track_buffer_lengths
 from pipecat_roark.recording import DEFAULT_CHUNK_BYTES, CallAudioRecorder
 from tests.observer.helpers import observer_for, roles_and_texts
 from tests.support.backend import RecordingBackend
@@ -149,3 +152,37 @@ def test_a_call_id_with_control_characters_is_refused_before_the_call() -> None:
     assert RoarkObserver(agent_id="a", api_key="k", runner_args=runner_args).pipecat_call_id == (
         "s-9"
     )
+
+
+class _RecordedOnPush(FrameProcessor):
+    """Before the recorder: after each bot audio frame it pushes, how much the bot track holds."""
+
+    def __init__(self, recorder: CallAudioRecorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.growth: list[int] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if not isinstance(frame, OutputAudioRawFrame):
+            await self.push_frame(frame, direction)
+            return
+        before = track_buffer_lengths(self.recorder)[1]
+        await self.push_frame(frame, direction)
+        self.growth.append(track_buffer_lengths(self.recorder)[1] - before)
+
+
+async def test_the_recorder_records_a_frame_as_it_is_pushed(backend: RecordingBackend) -> None:
+    # No queue and no task switch per frame in the hottest hop of the call, and no played
+    # audio left waiting in a queue that an interruption would clear.
+    observer = observer_for(backend)
+    recorder = observer.audio_processor
+    assert isinstance(recorder, CallAudioRecorder)
+    probe = _RecordedOnPush(recorder)
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["Hello", "there."], 0.4)
+
+    await run_call([observer], call, after_output=[probe, recorder])
+    assert probe.growth
+    assert all(grown > 0 for grown in probe.growth)

@@ -319,7 +319,7 @@ def _frames_of(capture: Capture, kind: type[Frame]) -> list[Frame]:
 async def test_the_pipecat_internals_the_observer_relies_on_are_found(
     backend: RecordingBackend,
 ) -> None:
-    """The observer's queue (drained at shutdown, spared FrameProcessed events), the
+    """The observer's queue (drained at shutdown, spared events it has no use for), the
     recorder's buffers and handler tasks: if a Pipecat release renames them, this fails."""
     from pipecat_roark import _pipecat_compat as compat
 
@@ -336,5 +336,42 @@ async def test_the_pipecat_internals_the_observer_relies_on_are_found(
     await run_call([observer], call, after_output=[observer.audio_processor])
     (queue,) = seen_queue
     assert isinstance(queue, asyncio.Queue)
-    assert queue.put_nowait.__name__ == "put_pushes_only"
+    assert queue.put_nowait.__name__ == "put_wanted"
     assert backend.call_ended()["transcript"][0]["content"] == "Hi."
+
+
+class _CountingObserver(RoarkObserver):
+    """Counts what Pipecat hands it, by frame kind."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.audio_pushes = 0
+        self.other_pushes = 0
+
+    async def on_push_frame(self, data: Any) -> None:
+        if isinstance(data.frame, (InputAudioRawFrame, OutputAudioRawFrame)):
+            self.audio_pushes += 1
+        else:
+            self.other_pushes += 1
+        await super().on_push_frame(data)
+
+
+async def test_audio_frames_never_wake_the_observer_that_records_them(
+    backend: RecordingBackend,
+) -> None:
+    # Most of a call's frames are audio; its own recorder places the call on the recording,
+    # so the observer is spared every audio push, and the recording is still whole.
+    observer = _CountingObserver(
+        api_key="rk_test", agent_id="agent", base_url=backend.url, flush_timeout=5.0
+    )
+
+    async def call(script: CallScript) -> None:
+        await script.user_says("Hello.", 0.4)
+        await script.bot_says(["Hi", "there."], 0.4)
+
+    await run_call([observer], call, after_output=[observer.audio_processor])
+    assert observer.audio_pushes == 0
+    assert observer.other_pushes > 0
+    ended = backend.call_ended()
+    assert [turn["content"] for turn in ended["transcript"]] == ["Hello.", "Hi there."]
+    assert ended["recordingSampleRate"] == 16000
