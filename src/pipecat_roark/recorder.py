@@ -11,6 +11,8 @@ the recording has placed every edge on its own sample timeline.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -307,10 +309,11 @@ class CallRecorder:
                 end = resolve(turn.end or flushed).offset_ms
                 if start is not None and end is not None:
                     spans.append((start, max(start, end), seq))
+        owner_of = _owner_finder(spans)
         parts: dict[int, list[TextChunk]] = {}
         for text, spaced, frame_id in self._words:
             at = place(frame_id) if frame_id is not None else None
-            owner = _span_of(at, spans) if at is not None else None
+            owner = owner_of(at) if at is not None else None
             if owner is not None:
                 parts.setdefault(owner, []).append((text, spaced))
         return parts
@@ -349,6 +352,42 @@ def _span_of(at: int, spans: list[tuple[int, int, int]]) -> int | None:
     if after and min(after)[0] <= _WORD_BEFORE_TURN_MS:
         return min(after)[1]
     return None
+
+
+def _owner_finder(spans: list[tuple[int, int, int]]) -> Callable[[int], int | None]:
+    """``_span_of`` over these spans, in logarithmic time when they follow one another.
+
+    A call's bot turns do (each ends before the next starts), and an hour-long call has
+    thousands of words and hundreds of turns: a scan per word took the end of such a call
+    from milliseconds to a tenth of a second.
+    """
+    # In order: each ends before the next starts, or where it starts if that one is not empty
+    # (so the ends strictly increase).
+    ordered = all(
+        end < start or (end == start and start < following_end)
+        for (_, end, _), (start, following_end, _) in itertools.pairwise(spans)
+    )
+    if not ordered:
+        return lambda at: _span_of(at, spans)
+    starts = [start for start, _, _ in spans]
+
+    def owner(at: int) -> int | None:
+        index = bisect.bisect_right(starts, at) - 1
+        if index > 0 and spans[index - 1][1] == at:
+            return spans[index - 1][2]  # where two turns touch, the first holds it
+        if index >= 0:
+            _, end, seq = spans[index]
+            if at <= end:
+                return seq
+            if at - end <= _WORD_AFTER_TURN_MS:
+                return seq
+        if index + 1 < len(spans):
+            start, _, seq = spans[index + 1]
+            if start - at <= _WORD_BEFORE_TURN_MS:
+                return seq
+        return None
+
+    return owner
 
 
 def _clock_key(start: Moment | None, flushed: Moment) -> float:
