@@ -336,7 +336,8 @@ async def test_the_pipecat_internals_the_observer_relies_on_are_found(
     await run_call([observer], call, after_output=[observer.audio_processor])
     (queue,) = seen_queue
     assert isinstance(queue, asyncio.Queue)
-    assert queue.put_nowait.__name__ == "put_wanted"
+    assert queue.put.__name__ == "put_wanted"
+    assert queue.put_nowait.__name__ == "put_wanted_nowait"
     assert backend.call_ended()["transcript"][0]["content"] == "Hi."
 
 
@@ -375,3 +376,15 @@ async def test_audio_frames_never_wake_the_observer_that_records_them(
     ended = backend.call_ended()
     assert [turn["content"] for turn in ended["transcript"]] == ["Hello.", "Hi there."]
     assert ended["recordingSampleRate"] == 16000
+
+
+async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
+    from pipecat_roark._pipecat_compat import keep_out_of_queue
+
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    keep_out_of_queue(queue, lambda item: item % 2 == 1)
+    for item in range(6):
+        await queue.put(item)  # as Pipecat puts events, awaited
+    queue.put_nowait(7)
+    queue.put_nowait(8)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [0, 2, 4, 8]
