@@ -172,7 +172,8 @@ async def _stitch(state: Any, call_id: str, *, traced: bool) -> Run:
             update(schema.calls).where(schema.calls.c.id == call_id).values(stitch_fingerprint=None)
         )
         await enqueue_stitch(connection, call_id, utcnow())
-    job = await claim_job(state.engine, state.replica_id, 600)
+    async with state.begin() as connection:
+        job = await claim_job(connection, state.replica_id, 600)
     if job is None or job.call_id != call_id:
         raise RuntimeError(f"the stitch job was not claimed: {job}")
     gc.collect()

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.database import utcnow
-from pipecat_roark.server.jobs import claim_job
+from pipecat_roark.server.jobs import ClaimedJob, claim_job
 
 from .conftest import open_harness
 from .harness import Harness, pcm, wav_frames
@@ -81,6 +81,11 @@ async def test_retention_deletes_old_calls_and_their_audio(sqlite_settings: Any)
         assert await server.state.blobs.sizes(f"calls/{old}/") == {}
 
 
+async def _claim(engine: Any, owner: str, lease_seconds: float) -> ClaimedJob | None:
+    async with engine.begin() as connection:
+        return await claim_job(connection, owner, lease_seconds)
+
+
 async def test_a_job_held_by_a_dead_replica_is_claimed_after_its_lease(
     sqlite_settings: Any,
 ) -> None:
@@ -89,11 +94,11 @@ async def test_a_job_held_by_a_dead_replica_is_claimed_after_its_lease(
         await server.upload("orphan", 0, pcm(400))
         await server.end("orphan")
         engine = server.state.engine
-        dead = await claim_job(engine, "dead-replica", lease_seconds=0.5)
+        dead = await _claim(engine, "dead-replica", lease_seconds=0.5)
         assert dead is not None
-        assert await claim_job(engine, "live-replica", lease_seconds=5) is None
+        assert await _claim(engine, "live-replica", lease_seconds=5) is None
         await asyncio.sleep(0.6)
-        taken = await claim_job(engine, "live-replica", lease_seconds=5)
+        taken = await _claim(engine, "live-replica", lease_seconds=5)
         assert taken is not None
         assert taken.call_id == dead.call_id
         async with engine.connect() as connection:

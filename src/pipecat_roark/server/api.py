@@ -31,6 +31,7 @@ from .models import (
 from .pagination import fetch_page
 from .recordings import recording_url
 from .schema import UTCDateTime
+from .search import call_text_matches, contains_text
 from .state import ServerState, get_state
 from .views import agent_out, call_out, iso, pipecat_details, transcript_out
 
@@ -82,10 +83,6 @@ def _sort_key(sort: CallSort) -> tuple[ColumnElement[Any], type]:
     return literal(""), str  # no titles are generated; order by id alone
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 async def _call_row(connection: AsyncConnection, project_id: str, call_id: str) -> Row[Any]:
     row = (
         await connection.execute(
@@ -114,11 +111,7 @@ async def list_calls(
     if status is not None:
         conditions.append(_calls.c.status == status.value)
     if searchText:
-        pattern = f"%{_escape_like(searchText)}%"
-        conditions.append(
-            _calls.c.transcript_text.ilike(pattern, escape="\\")
-            | _calls.c.pipecat_call_id.ilike(pattern, escape="\\")
-        )
+        conditions.append(call_text_matches(searchText))
     async with state.reader.connect() as connection:
         page = await fetch_page(
             connection,
@@ -200,11 +193,7 @@ async def list_agents(
     agents = schema.agents
     conditions: list[ColumnElement[bool]] = [agents.c.project_id == project_id]
     if searchText:
-        pattern = f"%{_escape_like(searchText)}%"
-        conditions.append(
-            agents.c.name.ilike(pattern, escape="\\")
-            | agents.c.custom_id.ilike(pattern, escape="\\")
-        )
+        conditions.append(contains_text(searchText, agents.c.name, agents.c.custom_id))
     async with state.reader.connect() as connection:
         page = await fetch_page(
             connection,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .database import dialect_insert, utcnow
 from .schema import stitch_jobs
@@ -60,46 +60,46 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
-async def claim_job(engine: AsyncEngine, owner: str, lease_seconds: float) -> ClaimedJob | None:
+async def claim_job(
+    connection: AsyncConnection, owner: str, lease_seconds: float
+) -> ClaimedJob | None:
     """Take the most overdue job nobody holds, for ``lease_seconds``."""
     now = utcnow()
-    async with engine.begin() as connection:
-        call_id = await connection.scalar(
-            select(stitch_jobs.c.call_id)
-            .where(_claimable(now))
-            .order_by(stitch_jobs.c.due_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if call_id is None:
-            return None
-        row = (
-            await connection.execute(
-                update(stitch_jobs)
-                .where(stitch_jobs.c.call_id == call_id, _claimable(now))
-                .values(
-                    lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=stitch_jobs.c.attempts + 1,
-                )
-                .returning(stitch_jobs.c.generation, stitch_jobs.c.attempts)
+    call_id = await connection.scalar(
+        select(stitch_jobs.c.call_id)
+        .where(_claimable(now))
+        .order_by(stitch_jobs.c.due_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if call_id is None:
+        return None
+    row = (
+        await connection.execute(
+            update(stitch_jobs)
+            .where(stitch_jobs.c.call_id == call_id, _claimable(now))
+            .values(
+                lease_owner=owner,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                attempts=stitch_jobs.c.attempts + 1,
             )
-        ).first()
+            .returning(stitch_jobs.c.generation, stitch_jobs.c.attempts)
+        )
+    ).first()
     if row is None:
         return None
     return ClaimedJob(str(call_id), int(row.generation), int(row.attempts))
 
 
 async def renew_lease(
-    engine: AsyncEngine, job: ClaimedJob, owner: str, lease_seconds: float
+    connection: AsyncConnection, job: ClaimedJob, owner: str, lease_seconds: float
 ) -> bool:
     """Extend a held lease; False when another replica has taken the job."""
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            update(stitch_jobs)
-            .where(stitch_jobs.c.call_id == job.call_id, stitch_jobs.c.lease_owner == owner)
-            .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
-        )
+    result = await connection.execute(
+        update(stitch_jobs)
+        .where(stitch_jobs.c.call_id == job.call_id, stitch_jobs.c.lease_owner == owner)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+    )
     return bool(result.rowcount)
 
 

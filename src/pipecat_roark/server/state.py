@@ -66,29 +66,24 @@ class ServerState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     known_keys: KnownKeys = field(default_factory=KnownKeys)
     write_lock: asyncio.Lock | None = None
-    """On SQLite, this process's writers take turns here (see ``write_turn``)."""
+    """On SQLite, this process's writers take turns here (see ``begin``)."""
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction, in this process's turn, committed on exit."""
-        async with self.write_turn(), self.engine.begin() as connection:
-            yield connection
+        """A write transaction, committed on exit; on SQLite, in this process's turn.
 
-    @contextlib.asynccontextmanager
-    async def write_turn(self) -> AsyncIterator[None]:
-        """Hold the process's writer turn (SQLite), or nothing (PostgreSQL).
-
-        SQLite has one writer at a time. Without this, a writer that finds the lock taken
-        sleeps in SQLite's busy handler, up to 100 ms a try, and the lock stands idle
-        while it sleeps: under load most of the time goes to sleeping, not writing.
-        Taking turns here hands the lock on as soon as it is free, first come first
-        served. Other processes on the same file still meet at the busy handler.
+        SQLite has one writer at a time. Without the turn, a writer that finds the lock taken
+        sleeps in SQLite's busy handler, up to 100 ms a try, and the lock stands idle while
+        it sleeps: under load most of the time goes to sleeping, not writing. Taking turns
+        here hands the lock on as soon as it is free, first come first served. Other
+        processes on the same file still meet at the busy handler.
         """
         if self.write_lock is None:
-            yield
+            async with self.engine.begin() as connection:
+                yield connection
             return
-        async with self.write_lock:
-            yield
+        async with self.write_lock, self.engine.begin() as connection:
+            yield connection
 
 
 async def get_state(request: Request) -> ServerState:

@@ -68,8 +68,8 @@ async def _keep_lease(state: ServerState, job: ClaimedJob) -> None:
     lease = state.settings.stitch_lease
     while True:
         await asyncio.sleep(lease / 3)
-        async with state.write_turn():
-            renewed = await renew_lease(state.engine, job, state.replica_id, lease)
+        async with state.begin() as connection:
+            renewed = await renew_lease(connection, job, state.replica_id, lease)
         if not renewed:
             logger.warning("stitch lease for call {} was taken over", job.call_id)
             return

@@ -37,8 +37,8 @@ async def _sleep(state: ServerState, seconds: float, *also: asyncio.Event) -> No
 async def _stitch_loop(state: ServerState) -> None:
     while not state.stopping.is_set():
         try:
-            async with state.write_turn():
-                job = await claim_job(state.engine, state.replica_id, state.settings.stitch_lease)
+            async with state.begin() as connection:
+                job = await claim_job(connection, state.replica_id, state.settings.stitch_lease)
         except Exception as exc:
             logger.warning("cannot claim stitch jobs: {!r}", exc)
             job = None

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import schema
 from ..analytics_api import call_started
 from ..pagination import decode_cursor, encode_cursor, keyset_after
+from ..search import call_text_matches
 from ..views import ended_status, iso
 
 __all__ = [
@@ -104,10 +105,6 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _conditions(project_id: str, filters: CallFilters) -> list[ColumnElement[bool]]:
     started = call_started()
     conditions: list[ColumnElement[bool]] = [_calls.c.project_id == project_id]
@@ -120,11 +117,7 @@ def _conditions(project_id: str, filters: CallFilters) -> list[ColumnElement[boo
     if filters.reason:
         conditions.append(_calls.c.ended_reason == filters.reason)
     if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
-        conditions.append(
-            _calls.c.transcript_text.ilike(pattern, escape="\\")
-            | _calls.c.pipecat_call_id.ilike(pattern, escape="\\")
-        )
+        conditions.append(call_text_matches(filters.q))
     return conditions
 
 
