@@ -120,6 +120,14 @@ class CallScript:
     user_audio: list[tuple[int, int]] = field(default_factory=list)
     """Where the user's speech is on the microphone's sample timeline (start, end)."""
     _mic_samples: int = 0
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the StartFrame has gone through the whole pipeline."""
+
+    async def until_started(self, timeout: float = 30.0) -> None:
+        """Wait for the pipeline to be up (``run_call`` does, before the microphone and the
+        script): on a loaded machine the start can outlast the script's first pauses, and
+        the microphone's backlog would then reach the recording before the bot's greeting."""
+        await asyncio.wait_for(self.started.wait(), timeout)
 
     async def start_mic(self) -> None:
         self._mic = asyncio.ensure_future(self._run_mic())
@@ -239,7 +247,12 @@ async def run_call(
     )
     script = CallScript(task, speed=speed)
 
+    @task.event_handler("on_pipeline_started")
+    async def _started(*_: Any) -> None:
+        script.started.set()
+
     async def drive() -> None:
+        await script.until_started()
         if mic:
             await script.start_mic()
         try:
