@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -102,3 +104,23 @@ def test_serve_runs_from_the_environment_and_stops_on_sigterm(tmp_path: Path) ->
     messages = [record["message"] for record in records]
     assert "Application shutdown complete." in messages
     assert any('"POST /v1/integrations/pipecat HTTP/1.1" 200' in m for m in messages)
+
+
+def test_serve_keeps_an_idle_connection_open_longer_than_its_clients_do(tmp_path: Path) -> None:
+    # With uvicorn's default of 5 s, a client whose own idle expiry is as long (httpx) or
+    # longer (aiohttp, 15 s) sends its next request on a connection being closed: a read
+    # error instead of an answer.
+    server = ServeProcess.start([], {"ROARK_SERVER_DATA_DIR": str(tmp_path)}, tmp_path / "s.log")
+    try:
+        host, port = server.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("GET", "/readyz")
+        assert connection.getresponse().read()
+        time.sleep(6.0)
+        connection.request("GET", "/readyz")
+        answer = connection.getresponse()
+        assert answer.status == 200
+        answer.read()
+        connection.close()
+    finally:
+        server.stop()

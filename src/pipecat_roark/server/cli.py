@@ -87,6 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         from .app import create_app
         from .logs import configure_logging
+        from .settings import KEEP_ALIVE_SECS
     except ImportError as exc:
         raise _missing(exc) from exc
     configure_logging(json_lines=settings.log_json)
@@ -98,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
+        timeout_keep_alive=KEEP_ALIVE_SECS,
     )
     return 0
 

@@ -15,7 +15,7 @@ import uvicorn
 from .app import create_app
 from .auth import create_key, ensure_project
 from .database import open_database
-from .settings import ServerSettings
+from .settings import KEEP_ALIVE_SECS, ServerSettings
 
 __all__ = ["ensure_project_key", "serve_in_background"]
 
@@ -51,7 +51,11 @@ async def serve_in_background(
     if settings.public_url is None:
         settings = settings.replace(public_url=base_url)
     config = uvicorn.Config(
-        create_app(settings), lifespan="on", log_level="warning", access_log=False
+        create_app(settings),
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECS,
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))

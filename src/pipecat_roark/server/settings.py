@@ -12,9 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "ServerSettings", "default_data_dir"]
+__all__ = ["ENV_PREFIX", "KEEP_ALIVE_SECS", "ServerSettings", "default_data_dir"]
 
 ENV_PREFIX = "ROARK_SERVER_"
+
+KEEP_ALIVE_SECS = 75
+"""How long an idle client connection stays open. Longer than clients keep theirs (httpx
+5 s, aiohttp 15 s): with uvicorn's default of 5 s a client could send its next request on
+a connection the server was closing at that moment, and get a read error instead of an
+answer. 75 s is nginx's default, for the same reason."""
 
 
 def default_data_dir() -> Path:
