@@ -309,27 +309,18 @@ class RoarkObserver(BaseObserver):
             self._queue_looked_up = True
             self._queue = compat.observer_queue(self, data.source)
             if self._queue is not None:
-                compat.keep_out_of_queue(self._queue, self._unwanted_event())
+                self._keep_unwanted_events_out(self._queue)
         self._pipeline_started = True
         # Words are recorded as the output transport releases them, once their audio plays.
         if isinstance(data.source, BaseOutputTransport):
             self._recorder.words_are_played = True
 
-    def _unwanted_event(self) -> Callable[[Any], bool]:
-        """Which queued events this observer has no use for: it handles none of them.
-
-        Never a ``FrameProcessed``; with its own recorder, which places the call on the
-        recording, no audio frame either (most of a call's frames).
-        """
-        if self._own_recorder is None:
-            return lambda item: type(item) is FrameProcessed
-        audio = (InputAudioRawFrame, OutputAudioRawFrame)
-
-        def unwanted(item: Any) -> bool:
-            kind = type(item)
-            return kind is FrameProcessed or (kind is FramePushed and isinstance(item.frame, audio))
-
-        return unwanted
+    def _keep_unwanted_events_out(self, queue: asyncio.Queue[Any]) -> None:
+        """Queue only what this observer handles: never a ``FrameProcessed``; with its own
+        recorder, which places the call on the recording, no audio frame's push either
+        (most of a call's frames)."""
+        audio = (InputAudioRawFrame, OutputAudioRawFrame) if self._own_recorder else ()
+        compat.keep_out_of_queue(queue, events=(FrameProcessed,), pushes=FramePushed, frames=audio)
 
     def _on_tts_text(self, data: FramePushed) -> None:
         frame: Any = data.frame  # the handler table picked it by class

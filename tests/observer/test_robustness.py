@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -384,10 +385,19 @@ async def test_audio_frames_never_wake_the_observer_that_records_them(
 async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
     from pipecat_roark._pipecat_compat import keep_out_of_queue
 
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    keep_out_of_queue(queue, lambda item: item % 2 == 1)
-    for item in range(6):
-        await queue.put(item)  # as Pipecat puts events, awaited
-    queue.put_nowait(7)
-    queue.put_nowait(8)
-    assert [queue.get_nowait() for _ in range(queue.qsize())] == [0, 2, 4, 8]
+    @dataclass
+    class Processed:
+        frame: object
+
+    @dataclass
+    class Pushed:
+        frame: object
+
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    keep_out_of_queue(queue, events=(Processed,), pushes=Pushed, frames=(int,))
+    events = [Pushed("a"), Processed("b"), Pushed(1), Pushed("c"), Processed(2), "d"]
+    for event in events[:4]:
+        await queue.put(event)  # as Pipecat puts events, awaited
+    for event in events[4:]:
+        queue.put_nowait(event)
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [Pushed("a"), Pushed("c"), "d"]
