@@ -9,7 +9,7 @@ fallback degrades a feature with one warning instead of breaking the call.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = [
@@ -81,32 +81,54 @@ def keep_out_of_queue(
     *,
     events: tuple[type, ...],
     pushes: type,
-    frames: tuple[type, ...],
+    wanted: dict[type, Any],
+    judge: Callable[[type], Any],
 ) -> None:
     """Keep the events an observer does not want out of its queue: every event of a kind in
-    ``events``, and every ``pushes`` event (``FramePushed``) of a frame in ``frames``.
+    ``events``, and every ``pushes`` event (``FramePushed``) of a frame class whose entry in
+    ``wanted`` is falsy (``judge`` fills in a class the first time it is pushed).
 
     Pipecat queues every event to every observer, which wants it or not: a
     ``FrameProcessed`` for every processor that handles every frame (a dozen per frame in a
-    usual pipeline), every audio frame's push. Each is an awaited ``queue.put`` and a wake-up
-    of the observer's task. An unwanted event now costs one check in one call, and the
-    ``await`` Pipecat puts before it finishes at once, in C, on a future that is already done:
-    no coroutine, no wake-up.
+    usual pipeline), every frame's push at every hop. Each is an awaited ``queue.put`` and a
+    wake-up of the observer's task. An unwanted event now costs one check in one call, and
+    the ``await`` Pipecat puts before it finishes at once, in C, on a future that is already
+    done: no coroutine, no wake-up.
     """
     done = asyncio.get_running_loop().create_future()
     done.set_result(None)
     put = queue.put
     put_nowait = queue.put_nowait
 
+    def is_wanted(item: Any) -> Any:
+        kind = type(item)
+        if kind in events:
+            return False
+        if kind is pushes:
+            frame_class = item.frame.__class__
+            try:
+                return wanted[frame_class]
+            except KeyError:
+                verdict = wanted[frame_class] = judge(frame_class)
+                return verdict
+        return True
+
     def put_wanted(item: Any) -> Awaitable[None]:
         kind = type(item)
-        if kind in events or (kind is pushes and isinstance(item.frame, frames)):
+        if kind in events:
             return done
+        if kind is pushes:
+            frame_class = item.frame.__class__
+            try:
+                if not wanted[frame_class]:
+                    return done
+            except KeyError:
+                if not is_wanted(item):
+                    return done
         return put(item)
 
     def put_wanted_nowait(item: Any) -> None:
-        kind = type(item)
-        if not (kind in events or (kind is pushes and isinstance(item.frame, frames))):
+        if is_wanted(item):
             put_nowait(item)
 
     queue.put = put_wanted  # type: ignore[method-assign,assignment]

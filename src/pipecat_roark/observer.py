@@ -316,11 +316,17 @@ class RoarkObserver(BaseObserver):
             self._recorder.words_are_played = True
 
     def _keep_unwanted_events_out(self, queue: asyncio.Queue[Any]) -> None:
-        """Queue only what this observer handles: never a ``FrameProcessed``; with its own
-        recorder, which places the call on the recording, no audio frame's push either
-        (most of a call's frames)."""
-        audio = (InputAudioRawFrame, OutputAudioRawFrame) if self._own_recorder else ()
-        compat.keep_out_of_queue(queue, events=(FrameProcessed,), pushes=FramePushed, frames=audio)
+        """Queue only what this observer handles: never a ``FrameProcessed``, and no push of
+        a frame class without a handler (with its own recorder, which places the call on the
+        recording, that includes audio: most of a call's frames). The handler table decides,
+        once per class, for the queue as for ``_handle``."""
+        compat.keep_out_of_queue(
+            queue,
+            events=(FrameProcessed,),
+            pushes=FramePushed,
+            wanted=self._handlers,
+            judge=self._handler_for,
+        )
 
     def _on_tts_text(self, data: FramePushed) -> None:
         frame: Any = data.frame  # the handler table picked it by class

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pipecat.frames.frames import (
     Frame,
     FunctionCallInProgressFrame,
     InputAudioRawFrame,
+    LLMTextFrame,
     OutputAudioRawFrame,
     TextFrame,
     UserStartedSpeakingFrame,
@@ -346,37 +348,36 @@ async def test_the_pipecat_internals_the_observer_relies_on_are_found(
 
 
 class _CountingObserver(RoarkObserver):
-    """Counts what Pipecat hands it, by frame kind."""
+    """Counts what Pipecat hands it, by frame class."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.audio_pushes = 0
-        self.other_pushes = 0
+        self.pushes: Counter[str] = Counter()
 
     async def on_push_frame(self, data: Any) -> None:
-        if isinstance(data.frame, (InputAudioRawFrame, OutputAudioRawFrame)):
-            self.audio_pushes += 1
-        else:
-            self.other_pushes += 1
+        self.pushes[type(data.frame).__name__] += 1
         await super().on_push_frame(data)
 
 
-async def test_audio_frames_never_wake_the_observer_that_records_them(
-    backend: RecordingBackend,
-) -> None:
+async def test_frames_the_observer_has_no_use_for_never_wake_it(backend: RecordingBackend) -> None:
     # Most of a call's frames are audio; its own recorder places the call on the recording,
-    # so the observer is spared every audio push, and the recording is still whole.
+    # so the observer is spared every audio push, and the recording is still whole. Nor is
+    # it woken for a frame it has no handler for: an LLM's tokens, the transport's
+    # BotSpeakingFrames.
     observer = _CountingObserver(
         api_key="rk_test", agent_id="agent", base_url=backend.url, flush_timeout=5.0
     )
 
     async def call(script: CallScript) -> None:
         await script.user_says("Hello.", 0.4)
+        await script.push(LLMTextFrame("Hi"), LLMTextFrame(" there."))
         await script.bot_says(["Hi", "there."], 0.4)
 
     await run_call([observer], call, after_output=[observer.audio_processor])
-    assert observer.audio_pushes == 0
-    assert observer.other_pushes > 0
+    unhandled = ("InputAudioRawFrame", "TTSAudioRawFrame", "LLMTextFrame", "BotSpeakingFrame")
+    assert {name: observer.pushes[name] for name in unhandled} == dict.fromkeys(unhandled, 0)
+    assert observer.pushes["TTSTextFrame"] > 0
+    assert observer.pushes["TranscriptionFrame"] > 0
     ended = backend.call_ended()
     assert [turn["content"] for turn in ended["transcript"]] == ["Hello.", "Hi there."]
     assert ended["recordingSampleRate"] == 16000
@@ -393,11 +394,18 @@ async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
     class Pushed:
         frame: object
 
+    judged: list[type] = []
+
+    def judge(frame_class: type) -> bool:
+        judged.append(frame_class)
+        return frame_class is str
+
     queue: asyncio.Queue[object] = asyncio.Queue()
-    keep_out_of_queue(queue, events=(Processed,), pushes=Pushed, frames=(int,))
-    events = [Pushed("a"), Processed("b"), Pushed(1), Pushed("c"), Processed(2), "d"]
+    keep_out_of_queue(queue, events=(Processed,), pushes=Pushed, wanted={}, judge=judge)
+    events = [Pushed("a"), Processed("b"), Pushed(1), Pushed("c"), Pushed(2), "d"]
     for event in events[:4]:
         await queue.put(event)  # as Pipecat puts events, awaited
     for event in events[4:]:
         queue.put_nowait(event)
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [Pushed("a"), Pushed("c"), "d"]
+    assert judged == [str, int]  # once per frame class
