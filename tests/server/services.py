@@ -124,8 +124,21 @@ class PostgresCluster:
             capture_output=True,
         )
 
-    def restart(self) -> None:
-        self._pg_ctl_start()
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start again after ``stop``. After an immediate stop the old server's backends can
+        outlive its postmaster for a moment on a loaded machine, and a new postmaster
+        refuses to start while they hold the shared memory: try until they are gone."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._pg_ctl_start()
+                return
+            except subprocess.CalledProcessError as exc:
+                if time.monotonic() > deadline:
+                    log = (self.root / "log").read_text(errors="replace")[-2000:]
+                    message = f"PostgreSQL did not restart: {exc.stderr!r}\n{log}"
+                    raise RuntimeError(message) from exc
+                time.sleep(0.5)
 
     def destroy(self) -> None:
         self.stop("immediate")
