@@ -109,7 +109,11 @@ def keep_out_of_queue(
             try:
                 return wanted[frame_class]
             except KeyError:
-                verdict = wanted[frame_class] = judge(frame_class)
+                try:
+                    verdict = wanted[frame_class] = judge(frame_class)
+                except Exception:
+                    # Never raise into the push: queue it, the observer's guarded hook decides.
+                    return True
                 return verdict
         return True
 

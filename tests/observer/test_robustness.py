@@ -409,3 +409,12 @@ async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
         queue.put_nowait(event)
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [Pushed("a"), Pushed("c"), "d"]
     assert judged == [str, int]  # once per frame class
+
+    def broken(frame_class: type) -> bool:
+        raise RuntimeError("a handler table that fails")
+
+    queue = asyncio.Queue()
+    keep_out_of_queue(queue, events=(Processed,), pushes=Pushed, wanted={}, judge=broken)
+    await queue.put(Pushed(1))  # the push goes on, and the event is kept for the observer
+    queue.put_nowait(Pushed(2))
+    assert [queue.get_nowait() for _ in range(queue.qsize())] == [Pushed(1), Pushed(2)]
