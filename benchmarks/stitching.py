@@ -130,18 +130,12 @@ async def _ingest(state: Any, minutes: float) -> tuple[str, int]:
     return call.id, total
 
 
-def _rss() -> int:
+def _status_bytes(field: str) -> int:
+    """A memory figure of this process from /proc/self/status: ``VmRSS`` (resident now) or
+    ``VmHWM`` (its peak, which ``_reset_high_water`` resets; ``ru_maxrss`` cannot be)."""
     with open("/proc/self/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _rss_high_water() -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -180,9 +174,10 @@ async def _stitch(state: Any, call_id: str, *, traced: bool) -> Run:
     if traced:
         tracemalloc.start()
     _reset_high_water()
-    rss_before, cpu_before, started = _rss(), _cpu(), time.perf_counter()
+    rss_before, cpu_before, started = _status_bytes("VmRSS"), _cpu(), time.perf_counter()
     await run_stitch_job(state, job)
-    run = Run(_cpu() - cpu_before, time.perf_counter() - started, rss_before, _rss_high_water())
+    peak = _status_bytes("VmHWM")
+    run = Run(_cpu() - cpu_before, time.perf_counter() - started, rss_before, peak)
     if traced:
         run.traced_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

@@ -377,9 +377,7 @@ def _owner_finder(spans: list[tuple[int, int, int]]) -> Callable[[int], int | No
             return spans[index - 1][2]  # where two turns touch, the first holds it
         if index >= 0:
             _, end, seq = spans[index]
-            if at <= end:
-                return seq
-            if at - end <= _WORD_AFTER_TURN_MS:
+            if at - end <= _WORD_AFTER_TURN_MS:  # inside the turn, or just after it
                 return seq
         if index + 1 < len(spans):
             start, _, seq = spans[index + 1]
