@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .observer import RoarkObserver
+    from .observer.observer import RoarkObserver
 
 __all__ = ["RoarkObserver", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "RoarkObserver":
-        from .observer import RoarkObserver
+        from .observer.observer import RoarkObserver
 
         return RoarkObserver
     raise AttributeError(f"module 'pipecat_roark' has no attribute {name!r}")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from pipecat_roark.metrics import percentile
+from pipecat_roark.stats import percentile
 
 from .conftest import DOCS_IMG, logged_in
 from .live import Protocol

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from pipecat_roark.metrics import percentile
+from pipecat_roark.stats import percentile
 from tests.server.conftest import base_settings
 
 from .conftest import DOCS_IMG, logged_in

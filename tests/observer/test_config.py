@@ -10,8 +10,8 @@ from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipecat_roark import RoarkObserver
-from pipecat_roark._pipecat_compat import track_buffer_lengths
-from pipecat_roark.recording import DEFAULT_CHUNK_BYTES, CallAudioRecorder
+from pipecat_roark.observer._pipecat_compat import track_buffer_lengths
+from pipecat_roark.observer.recording import DEFAULT_CHUNK_BYTES, CallAudioRecorder
 from tests.observer.helpers import observer_for, roles_and_texts
 from tests.support.backend import RecordingBackend
 from tests.support.pipeline import CallScript, run_call

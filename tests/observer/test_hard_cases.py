@@ -27,7 +27,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from pipecat_roark.text import join_text_chunks
+from pipecat_roark.observer.text import join_text_chunks
 from tests.conftest import LogCapture
 from tests.observer.helpers import (
     assert_protocol,

@@ -11,8 +11,8 @@ from pipecat.frames.frames import Frame, InterruptionFrame, TextFrame, TTSTextFr
 from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from pipecat_roark.metrics import percentile
-from pipecat_roark.speech import SpeechActivity, overlap_ms, union
+from pipecat_roark.observer.speech import SpeechActivity, overlap_ms, union
+from pipecat_roark.stats import percentile
 from pipecat_roark.wire import METRIC_KINDS, CallEnded
 from tests.observer.helpers import channel, observer_for, roles_and_texts, speech_spans
 from tests.support.backend import RecordingBackend

@@ -327,7 +327,7 @@ async def test_the_pipecat_internals_the_observer_relies_on_are_found(
 ) -> None:
     """The observer's queue (drained at shutdown, spared events it has no use for), the
     recorder's buffers and handler tasks: if a Pipecat release renames them, this fails."""
-    from pipecat_roark import _pipecat_compat as compat
+    from pipecat_roark.observer import _pipecat_compat as compat
 
     observer = observer_for(backend)
     seen_queue: list[Any] = []
@@ -384,7 +384,7 @@ async def test_frames_the_observer_has_no_use_for_never_wake_it(backend: Recordi
 
 
 async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
-    from pipecat_roark._pipecat_compat import keep_out_of_queue
+    from pipecat_roark.observer._pipecat_compat import keep_out_of_queue
 
     @dataclass
     class Processed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from pipecat_roark.recorder import _owner_finder, _span_of
+from pipecat_roark.observer.transcript import _owner_finder, _span_of
 
 
 def _spans(rng: random.Random, count: int) -> list[tuple[int, int, int]]:

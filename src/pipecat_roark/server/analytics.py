@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..metrics import percentile
+from ..stats import percentile
 
 __all__ = [
     "CallFigureRow",

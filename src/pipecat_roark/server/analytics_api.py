@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..metrics import percentile
+from ..stats import percentile
 from . import schema
 from .analytics import CallFigureRow, DayAggregate, aggregate, daily_aggregates, metric_entries
 from .auth import ProjectId

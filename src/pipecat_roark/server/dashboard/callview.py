@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ...metrics import percentile
+from ...stats import percentile
 from ..analytics import metric_entries
 from ..views import ended_status, iso, tool_invocations, transcript_out
 

@@ -47,15 +47,15 @@ from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_output import BaseOutputTransport
 
+from ..delivery.sender import DEFAULT_FLUSH_TIMEOUT, CallLane, DeliveryStats, Sender
+from ..delivery.spool import Spool, default_spool_dir
+from ..wire import CALL_ENDED, CALL_STARTED, DEFAULT_BASE_URL
 from . import _pipecat_compat as compat
 from .call_id import resolve_call_id
-from .delivery.sender import DEFAULT_FLUSH_TIMEOUT, CallLane, DeliveryStats, Sender
-from .delivery.spool import Spool, default_spool_dir
 from .metrics import Interruption, call_metrics, service_metric
-from .recorder import CallRecorder, Moment, Resolved, iso_utc
 from .recording import CallAudioRecorder
 from .speech import SpeechActivity, Timeline, snap_to_speech
-from .wire import CALL_ENDED, CALL_STARTED, DEFAULT_BASE_URL
+from .transcript import CallRecorder, Moment, Resolved, iso_utc
 
 __all__ = ["RoarkObserver"]
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
+from ..stats import percentile
 from .speech import SpeechActivity, Timeline, overlap_ms, union
 
-__all__ = ["Interruption", "call_metrics", "percentile", "service_metric"]
+__all__ = ["Interruption", "call_metrics", "service_metric"]
 
 _ONSET_SLACK_MS = 100
 
@@ -28,17 +29,6 @@ class Interruption:
     bot_turn_offset_ms: int | None
     played_words: int
     generated_words: int
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The ``share`` percentile (0..1) by linear interpolation, as numpy's default does."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("no values")
-    position = (len(ordered) - 1) * share
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def service_metric(data: Any) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Mapping
 
-from .wire import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH
+from ..wire import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH
 
 __all__ = ["resolve_call_id"]
 
