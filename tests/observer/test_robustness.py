@@ -27,6 +27,7 @@ from pipecat.frames.frames import (
 from pipecat.observers.base_observer import FramePushed
 
 from pipecat_roark import RoarkObserver
+from pipecat_roark.observer.call_ended import NOT_ATTACHED
 from tests.conftest import LogCapture
 from tests.observer.helpers import assert_protocol, observer_for, roles_and_texts
 from tests.support.backend import RecordingBackend, closed_port_url
@@ -251,7 +252,8 @@ def _is_pipecat_1() -> bool:
 async def test_observers_given_through_pipeline_params(
     backend: RecordingBackend, logs: LogCapture
 ) -> None:
-    """Pipecat 1.x drops PipelineParams(observers=...) without a word; we say it, once."""
+    """Pipecat 1.x drops PipelineParams(observers=...) without a word; we say it, once, and
+    the recorder still delivers the call it captured, marked as sent without its observer."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -265,13 +267,21 @@ async def test_observers_given_through_pipeline_params(
         pass  # a PipelineParams that rejects the field cannot lose the observer silently
     await run_call([], call, after_output=[observer.audio_processor], params=params)
     errors = logs.matching("RoarkObserver is not attached")
+    ended = backend.call_ended()
+    kinds = {metric["kind"] for metric in ended.get("metrics", [])}
     if _is_pipecat_1():
         assert len(errors) == 1
         assert "PipelineTask(pipeline, observers=[observer])" in errors[0]
-        assert backend.requests == []
+        assert NOT_ATTACHED in kinds
+        assert "transcript" not in ended
+        assert backend.pcm()  # the greeting is on the recording all the same
     else:
         assert errors == []
-        assert roles_and_texts(backend.call_ended()) == [("assistant", "Hi.")]
+        assert NOT_ATTACHED not in kinds
+        assert roles_and_texts(ended) == [("assistant", "Hi.")]
+    assert backend.requests[0].kind == "call-started"
+    assert len(backend.of("call-started")) == len(backend.of("call-ended")) == 1
+    assert_protocol(backend)
 
 
 async def test_an_observer_attached_to_the_task_logs_no_error(

@@ -1,7 +1,7 @@
 """The few places where the observer reads Pipecat internals, each with a safe fallback.
 
 Pipecat offers no public way to do these things, and each is needed for a call not to
-lose data (PIPECAT_NOTES.md §1 and §4). All of them are read the same way on 0.0.x and
+lose data. All of them are read the same way on 0.0.x and
 1.x; the test suite pins them on both lines, and if a future release renames one, the
 fallback degrades a feature with one warning instead of breaking the call.
 """
@@ -17,6 +17,7 @@ __all__ = [
     "is_recording",
     "keep_out_of_queue",
     "observer_queue",
+    "tap_recorder",
     "task_observers",
     "track_buffer_lengths",
 ]
@@ -74,6 +75,43 @@ def track_buffer_lengths(processor: object) -> tuple[int, int]:
     user = getattr(processor, "_user_audio_buffer", b"")
     bot = getattr(processor, "_bot_audio_buffer", b"")
     return len(user), len(bot)
+
+
+def tap_recorder(
+    recorder: Any,
+    *,
+    process: Callable[[Any, Any, Callable[[Any, Any], Awaitable[None]]], Awaitable[None]],
+    merged: Callable[[bytes], None],
+    cleanup: Callable[[], Awaitable[None]],
+) -> None:
+    """Run ``process`` around every frame ``recorder`` processes, ``merged`` on every chunk
+    it merges, and ``cleanup`` before its own cleanup.
+
+    Set on the instance, so a user's own ``AudioBufferProcessor`` is tapped as it is, with
+    no subclass: Pipecat calls ``process_frame``, ``merge_audio_buffers`` and ``cleanup``
+    through the instance on both lines.
+    """
+    process_frame = recorder.process_frame
+    merge_audio_buffers = recorder.merge_audio_buffers
+    recorder_cleanup = recorder.cleanup
+
+    async def tapped_process_frame(frame: Any, direction: Any) -> None:
+        await process(frame, direction, process_frame)
+
+    def tapped_merge_audio_buffers() -> bytes:
+        audio: bytes = merge_audio_buffers()
+        merged(audio)
+        return audio
+
+    async def tapped_cleanup() -> None:
+        try:
+            await cleanup()
+        finally:
+            await recorder_cleanup()
+
+    recorder.process_frame = tapped_process_frame
+    recorder.merge_audio_buffers = tapped_merge_audio_buffers
+    recorder.cleanup = tapped_cleanup
 
 
 def keep_out_of_queue(

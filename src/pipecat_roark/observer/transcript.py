@@ -1,12 +1,12 @@
-"""CallRecorder: a call's turns and tool calls, built from speech edges and text.
+"""Transcript: a call's turns and tool calls, built from speech edges and text.
 
 Plain Python with no Pipecat and no I/O, so every rule below is tested with plain
 values. The observer translates frames into these calls; when the call ends,
 ``transcript()`` and ``tool_records()`` give the protocol's lists.
 
-Times are kept as ``Moment``s (the frame that marked them and the pipeline clock at its
-push) and resolved to wall time and recording offsets only when the call ends: by then
-the recording has placed every edge on its own sample timeline.
+Times are kept as ``Moment``s (the frame that marked them) and resolved by the call's
+timeline only when the call ends: by then the recording has placed every edge on its own
+samples.
 """
 
 from __future__ import annotations
@@ -15,41 +15,15 @@ import bisect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from .text import TextChunk, join_text_chunks
+from .timeline import Moment, Resolved, iso_utc
 
-__all__ = ["CallRecorder", "Cut", "Moment", "Placed", "Resolved", "Word", "iso_utc"]
-
-
-@dataclass(slots=True, frozen=True)
-class Moment:
-    """When something happened in the call."""
-
-    clock_ns: int | None
-    """Pipeline clock when the frame that marked it was pushed (exact, not when observed)."""
-    wall: float
-    """Wall-clock seconds when it was observed: the fallback when nothing better is known."""
-    frame_id: int | None = None
-    sibling_id: int | None = None
-    at_end: bool = False
-    """The end of the call: placed at the end of the recording."""
-    lead_ms: int = 0
-    """How long before its frame the thing happened (a VAD reports speech after it began)."""
-
-
-@dataclass(slots=True, frozen=True)
-class Resolved:
-    wall: float
-    offset_ms: int | None
+__all__ = ["Cut", "Placed", "Transcript", "Word"]
 
 
 Resolver = Callable[[Moment], Resolved]
-
-
-def iso_utc(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
 
 
 @dataclass(slots=True)
@@ -107,7 +81,7 @@ class _Tool:
     text: str = ""
 
 
-class CallRecorder:
+class Transcript:
     """Turns and tool calls of one call, in the order the caller heard them."""
 
     def __init__(self) -> None:
