@@ -218,6 +218,7 @@ async def run_call(
     params: dict[str, Any] | None = None,
     mic: bool = True,
     task_kwargs: dict[str, Any] | None = None,
+    script_class: type[CallScript] = CallScript,
 ) -> Capture:
     """Runs ``body`` as a call through a real PipelineTask and returns what reached the end.
 
@@ -245,7 +246,7 @@ async def run_call(
         idle_timeout_secs=None,
         **(task_kwargs or {}),
     )
-    script = CallScript(task, speed=speed)
+    script = script_class(task, speed=speed)
 
     @task.event_handler("on_pipeline_started")
     async def _started(*_: Any) -> None:

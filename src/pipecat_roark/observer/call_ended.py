@@ -67,7 +67,11 @@ def build_call_ended(
     recorded = end.recording_format is not None
     turns = transcript.transcript_with_releases(timeline.resolve, placed)
     if recorded:
-        turns = _snapped(turns, Timeline(speech.stretches(0)), wall_at)
+        speakers = {
+            "user": Timeline(speech.stretches(0)),
+            "assistant": Timeline(speech.stretches(1)),
+        }
+        turns = _snapped(turns, speakers, wall_at)
     entries = [entry for entry, _ in turns]
     if recorded:
         _fit(entries, timeline.recorded_ms, wall_at)
@@ -129,16 +133,20 @@ def _end_at(entry: dict[str, Any], end_ms: int, wall_at: WallAt) -> None:
 
 
 def _snapped(
-    turns: list[tuple[dict[str, Any], int | None]], caller: Timeline, wall_at: WallAt
+    turns: list[tuple[dict[str, Any], int | None]],
+    speakers: dict[str, Timeline],
+    wall_at: WallAt,
 ) -> list[tuple[dict[str, Any], int | None]]:
-    """User turns placed on the caller's speech as the recording shows it.
+    """Turns placed on their speaker's speech as the recording shows it.
 
-    Their edges come from the VAD and the turn detector, which hear speech a little after
-    it begins; the recording's own left channel says where it is. Bot turns are already
-    exact: their edges passed the recorder with the bot's audio."""
+    A user turn's edges come from the VAD and the turn detector, which hear speech a
+    little after it begins; a cut bot turn ends where the interruption reached the
+    recorder, and audio already on its way still plays after it. Each channel of the
+    recording says where its speech is."""
     for entry, _ in turns:
-        if entry["role"] == "user" and "endAudioOffsetMs" in entry:
-            start, end = snap_to_speech(entry["audioOffsetMs"], entry["endAudioOffsetMs"], caller)
+        speech = speakers.get(entry["role"])
+        if speech is not None and "endAudioOffsetMs" in entry:
+            start, end = snap_to_speech(entry["audioOffsetMs"], entry["endAudioOffsetMs"], speech)
             entry.update(
                 audioOffsetMs=start,
                 endAudioOffsetMs=end,

@@ -52,20 +52,23 @@ __all__ = ["DEFAULT_CHUNK_BYTES", "CallAudioRecorder", "RecorderTap"]
 # A stereo chunk of about 256 KiB: the processor fills each 16-bit track to half that.
 DEFAULT_CHUNK_BYTES = 256 * 1024
 
-# Frames whose place on the recording the call needs: speech edges, tool calls, service
-# metrics, and the words the output transport released (a word that reaches the recorder
-# was played).
-_PLACED_FRAMES = (
-    BotStartedSpeakingFrame,
-    BotStoppedSpeakingFrame,
+# Frames whose place on the recording the call needs, each on the track it belongs to:
+# speech edges, tool calls, service metrics, and the words the output transport released
+# (a word that reaches the recorder was played). Where the tracks differ (the user's
+# audio arrived faster than the bot's played, and the recorder pads neither while its
+# speaker speaks), a bot edge is where the bot's audio is, a user edge where the user's is.
+_USER_EDGES = (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
-    InterruptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
+)
+_BOT_EDGES = (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InterruptionFrame, TTSTextFrame)
+_PLACED_FRAMES = (
+    *_USER_EDGES,
+    *_BOT_EDGES,
     FunctionCallInProgressFrame,
     FunctionCallResultFrame,
-    TTSTextFrame,
     MetricsFrame,
 )
 _AUDIO_FRAMES = (InputAudioRawFrame, OutputAudioRawFrame)
@@ -91,6 +94,7 @@ class RecorderTap:
         self._on_cleanup = on_cleanup
         self._emitted = 0
         self._channels = 1
+        self._onsets: list[int] = []
         self.started = False
         compat.tap_recorder(
             recorder, process=self._process, merged=self._merged, cleanup=self._cleanup
@@ -102,17 +106,42 @@ class RecorderTap:
         direction: FrameDirection,
         process: Callable[[Frame, FrameDirection], Awaitable[None]],
     ) -> None:
-        timeline = self._timeline
         if isinstance(frame, _PLACED_FRAMES):
-            timeline.crossed(frame.id, self._clock())
+            self._place(frame)
         elif isinstance(frame, (EndFrame, CancelFrame)):
             self._on_end_frame(frame)
         await process(frame, direction)
         if isinstance(frame, _AUDIO_FRAMES):
             if self.started:
-                timeline.recorded(self._head(), time.time(), self._clock())
+                self._recorded(frame)
         elif isinstance(frame, StartFrame) and not self.started:
             await self._start()
+
+    def _place(self, frame: Frame) -> None:
+        user, bot = compat.track_buffer_lengths(self._recorder)
+        if isinstance(frame, _BOT_EDGES):
+            at = bot
+            if isinstance(frame, BotStartedSpeakingFrame):
+                self._onsets.append(frame.id)
+        elif isinstance(frame, _USER_EDGES):
+            at = user
+        else:
+            at = max(user, bot)
+        self._timeline.crossed(frame.id, self._emitted + at // 2, self._clock())
+
+    def _recorded(self, frame: Frame) -> None:
+        user, bot = compat.track_buffer_lengths(self._recorder)
+        self._timeline.recorded(self._emitted + max(user, bot) // 2, time.time(), self._clock())
+        if self._onsets and isinstance(frame, OutputAudioRawFrame):
+            # The bot starts where its first audio landed, after whatever silence the
+            # recorder padded before it.
+            rate = frame.sample_rate or self._recorder.sample_rate
+            played = len(frame.audio) // (2 * max(1, frame.num_channels))
+            samples = played * self._recorder.sample_rate // rate if rate else 0
+            onset = self._emitted + max(0, bot // 2 - samples)
+            for frame_id in self._onsets:
+                self._timeline.crossed(frame_id, onset, None)
+            self._onsets.clear()
 
     async def _start(self) -> None:
         recorder = self._recorder
@@ -129,12 +158,6 @@ class RecorderTap:
 
     async def _cleanup(self) -> None:
         await self._on_cleanup()
-
-    def _head(self) -> int:
-        """Samples per channel the recording holds: the chunks handed over, then the
-        longer of the two tracks still buffered (the recorder pads the other to it)."""
-        user, bot = compat.track_buffer_lengths(self._recorder)
-        return self._emitted + max(user, bot) // 2
 
     def _clock(self) -> int | None:
         try:

@@ -86,9 +86,8 @@ class CallTimeline:
                 self._clock_at(clock_ns, 0)
         self._recorded = samples
 
-    def crossed(self, frame_id: int, clock_ns: int | None) -> None:
-        """A frame passed the recorder: it sits at the recording's current end."""
-        at = self._recorded
+    def crossed(self, frame_id: int, at: int, clock_ns: int | None) -> None:
+        """A frame passed the recorder: it sits at sample ``at`` of the recording."""
         self._positions[frame_id] = at
         if len(self._positions) > _MAX_POSITIONS:
             self._positions.popitem(last=False)

@@ -95,6 +95,7 @@ class Transcript:
         self._invoked: set[str] = set()
         self._answered: set[str] = set()
         self.cuts: list[Cut] = []
+        self._cut_turn: _Turn | None = None
         self._vad_start: Moment | None = None
         self._words: list[Word] = []
         self.words_are_played = False
@@ -155,6 +156,7 @@ class Transcript:
         # Without VAD edges a user turn is whatever was transcribed before the bot spoke.
         if self._user is not None and not self._user.opened_by_speech:
             self._close_user(moment)
+        self._cut_turn = None
         if self._bot_start is None:
             self._bot_start = moment
 
@@ -172,6 +174,12 @@ class Transcript:
             self._first_text = moment
 
     def bot_stopped(self, moment: Moment) -> None:
+        cut, self._cut_turn = self._cut_turn, None
+        if cut is not None:
+            # The turn a cut closed ends where its audio stopped: what was already on its
+            # way to the caller when the interruption came still played.
+            cut.end = moment
+            return
         self._close_assistant(moment)
 
     def interrupted(self, moment: Moment) -> None:
@@ -189,16 +197,38 @@ class Transcript:
         self._close_assistant(moment)
         if cut is not None:
             self.cuts.append(cut)
+            self._cut_turn = self._closed[-1][0]
 
     def cut_words(
         self, cut: Cut, resolve: Resolver, place: Placed | None = None
     ) -> tuple[int, int]:
         """(words played, words generated) of the bot's turn a cut interrupted."""
+        generated = _texts(cut.generated)
         if place is not None:
-            played = self._assistant_parts(resolve, place).get(cut.turn, [])
+            owners = self._word_owners(resolve, place)
+            played = [
+                (text, spaced)
+                for (text, spaced, _), owner in zip(self._words, owners, strict=True)
+                if owner == cut.turn
+            ]
+            if cut.turn in owners:
+                # The turn's words run from its first played word to the first word played
+                # in a later turn: what the TTS made for it, heard or not. Taken from the
+                # words' own order, so a next reply generated before this turn's end was
+                # seen (an un-paced pipeline) does not count here.
+                first = owners.index(cut.turn)
+                last = next(
+                    (
+                        index
+                        for index in range(first, len(owners))
+                        if owners[index] is not None and owners[index] != cut.turn
+                    ),
+                    len(owners),
+                )
+                generated = _texts(self._words[first:last])
         else:
-            played = list(cut.played) if self.words_are_played else _texts(cut.generated)
-        return _word_count(played), _word_count(_texts(cut.generated))
+            played = list(cut.played) if self.words_are_played else generated
+        return _word_count(played), _word_count(generated)
 
     # -- tools ----------------------------------------------------------------------------
 
@@ -274,8 +304,18 @@ class Transcript:
             self._closed.append((turn, moment))
 
     def _assistant_parts(self, resolve: Resolver, place: Placed) -> dict[int, list[TextChunk]]:
-        """The played words of each bot turn (by index among the closed turns), each word
-        given to the turn whose span on the recording holds the place it was played at."""
+        """The played words of each bot turn (by index among the closed turns)."""
+        parts: dict[int, list[TextChunk]] = {}
+        for (text, spaced, _), owner in zip(
+            self._words, self._word_owners(resolve, place), strict=True
+        ):
+            if owner is not None:
+                parts.setdefault(owner, []).append((text, spaced))
+        return parts
+
+    def _word_owners(self, resolve: Resolver, place: Placed) -> list[int | None]:
+        """For each word the TTS made, the bot turn that played it (None: never played):
+        the turn whose span on the recording holds the place the word was played at."""
         spans: list[tuple[int, int, int]] = []
         for seq, (turn, flushed) in enumerate(self._closed):
             if turn.role == "assistant":
@@ -284,13 +324,11 @@ class Transcript:
                 if start is not None and end is not None:
                     spans.append((start, max(start, end), seq))
         owner_of = _owner_finder(spans)
-        parts: dict[int, list[TextChunk]] = {}
-        for text, spaced, frame_id in self._words:
+        owners: list[int | None] = []
+        for _, _, frame_id in self._words:
             at = place(frame_id) if frame_id is not None else None
-            owner = owner_of(at) if at is not None else None
-            if owner is not None:
-                parts.setdefault(owner, []).append((text, spaced))
-        return parts
+            owners.append(owner_of(at) if at is not None else None)
+        return owners
 
     def _close_assistant(self, moment: Moment) -> None:
         if self._bot_start is not None or self._played or self._generated:
