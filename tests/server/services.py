@@ -18,8 +18,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "MotoServer",
@@ -299,7 +301,10 @@ class SeaweedS3:
     root: Path
 
     @classmethod
-    def start(cls, access_key: str, secret_key: str) -> SeaweedS3:
+    def start(
+        cls, access_key: str, secret_key: str, *, identities: Sequence[dict[str, Any]] = ()
+    ) -> SeaweedS3:
+        """An admin identity with these keys, plus ``identities`` (read once, at start)."""
         executable = Path(sys.executable).with_name("weed")
         root = Path(tempfile.mkdtemp(prefix="roark-weed-", dir="/tmp"))
         (root / "data").mkdir()
@@ -309,7 +314,8 @@ class SeaweedS3:
                     "name": "tests",
                     "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                *identities,
             ]
         }
         (root / "s3.json").write_text(__import__("json").dumps(identities))
