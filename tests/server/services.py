@@ -146,12 +146,17 @@ class PostgresCluster:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
-        subprocess.run(
+        self.run_sql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def run_sql(self, sql: str, database: str = "postgres") -> str:
+        """Statements run by the superuser, each on its own (as ``psql -f`` runs a file)."""
+        result = subprocess.run(
             [
                 str(self.bin_dir / "psql"),
                 "-h",
@@ -160,14 +165,19 @@ class PostgresCluster:
                 str(self.port),
                 "-U",
                 "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
                 "-q",
-                "-c",
-                f"CREATE DATABASE {name}",
+                "-At",
             ],
+            input=sql,
+            text=True,
             check=True,
             capture_output=True,
         )
-        return self.url(name)
+        return result.stdout
 
 
 @dataclass
