@@ -23,8 +23,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from pipecat_roark.server.blobs.s3 import S3BlobStore
 from pipecat_roark.server.dashboard.access import SESSION_COOKIE
 from pipecat_roark.server.embed import ensure_project_key
+from pipecat_roark.server.errors import StorageUnavailable
 from pipecat_roark.server.settings import ServerSettings
 from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
 
@@ -146,6 +148,9 @@ def test_deploy_settings_come_from_the_environment_and_default_as_before() -> No
 
 BUCKET = "calls"
 LIMITED = {"accessKey": "roark-server", "secretKey": "roark-server-secret"}
+UNMADE = "never-made"
+"""A bucket nobody creates; OTHER may use it, but not ``BUCKET``."""
+OTHER = {"accessKey": "other-server", "secretKey": "other-server-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +164,12 @@ def limited_s3() -> Iterator[SeaweedS3]:
                 "name": "roark-server",
                 "credentials": [LIMITED],
                 "actions": [f"Read:{BUCKET}", f"Write:{BUCKET}", f"List:{BUCKET}"],
-            }
+            },
+            {
+                "name": "other-server",
+                "credentials": [OTHER],
+                "actions": [f"Read:{UNMADE}", f"Write:{UNMADE}", f"List:{UNMADE}"],
+            },
         ],
     )
     try:
@@ -176,6 +186,29 @@ async def _create_bucket(endpoint: str, bucket: str) -> None:
         "s3", endpoint_url=endpoint, region_name="us-east-1"
     ) as admin:
         await admin.create_bucket(Bucket=bucket)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "message"),
+    [
+        (UNMADE, "does not exist and these credentials may not create it"),
+        (BUCKET, "refused these credentials (403)"),
+    ],
+    ids=["missing-and-not-creatable", "not-this-identitys"],
+)
+async def test_a_bucket_the_identity_cannot_use_is_reported_clearly(
+    limited_s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch, bucket: str, message: str
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", OTHER["accessKey"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", OTHER["secretKey"])
+    store = await S3BlobStore.open(
+        bucket=bucket, prefix="x", endpoint_url=limited_s3.endpoint, region="us-east-1"
+    )
+    try:
+        with pytest.raises(StorageUnavailable, match=re.escape(message)):
+            await store.ensure_bucket()
+    finally:
+        await store.close()
 
 
 def public_address(endpoint: str) -> str:

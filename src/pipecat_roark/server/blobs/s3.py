@@ -40,6 +40,11 @@ def _storage_errors(
     return wrapper
 
 
+def _is_denied(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in ("AccessDenied", "403", "Forbidden")
+
+
 def _is_not_found(exc: Exception) -> bool:
     if not isinstance(exc, ClientError):
         return False
@@ -107,12 +112,26 @@ class S3BlobStore:
 
     @_storage_errors
     async def ensure_bucket(self) -> None:
+        """Create the bucket only if it is missing: a bucket-only identity can run the server."""
         try:
             await self._client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
+            if _is_denied(exc):
+                raise StorageUnavailable(
+                    f"S3: bucket {self.bucket!r} refused these credentials (403): check them, "
+                    "and that they may list the bucket (s3:ListBucket)"
+                ) from exc
             if not _is_not_found(exc):
                 raise
-            await self._client.create_bucket(Bucket=self.bucket)
+            try:
+                await self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as denied:
+                if not _is_denied(denied):
+                    raise
+                raise StorageUnavailable(
+                    f"S3: bucket {self.bucket!r} does not exist and these credentials may "
+                    "not create it: create it once with an administrator identity"
+                ) from denied
 
     @_storage_errors
     async def check(self) -> None:
