@@ -31,10 +31,16 @@ from pipecat_roark.server.settings import ServerSettings
 from tests.dashboard.conftest import CHROMIUM, CHROMIUM_ARGS
 
 from .conftest import base_settings, open_harness, unavailable
-from .harness import PRESIGN, Harness, pcm, started, wav_frames
+from .harness import EVENTS, PRESIGN, Harness, pcm, started, wav_frames
 from .proxy import TlsProxy, nginx_binary, spki_hash
 from .services import PostgresCluster, SeaweedS3, ServeProcess, free_port
 from .test_cli import cli
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY_DOC = REPO / "docs" / "deploy.md"
+PUBLIC_S3_HOST = "127.0.0.2"
+"""The store's public address: the replicas use 127.0.0.1 and never this one."""
+
 
 BALANCER = "127.0.0.3"
 """The balancer's address in these tests: on loopback, but not 127.0.0.1."""
@@ -54,7 +60,7 @@ def client_from(address: str, base_url: str) -> httpx.AsyncClient:
 
 @pytest.fixture
 def behind_balancer(tmp_path: Path) -> Iterator[tuple[ServeProcess, str]]:
-    """``serve`` on SQLite, trusting the balancer's subnet (set through the environment)."""
+    """``serve`` on SQLite, trusting a subnet and the balancer (set through the environment)."""
     settings = base_settings(tmp_path / "data")
     key = asyncio.run(ensure_project_key(settings, "deploy"))
     env = {"ROARK_SERVER_FORWARDED_ALLOW_IPS": f"10.20.0.0/16, {BALANCER}/32"}
@@ -75,7 +81,7 @@ async def _what_the_server_builds(client: httpx.AsyncClient, key: str) -> dict[s
     opened = await client.get(f"{parts.path}?{parts.query}", headers=FORWARDED)
     assert opened.status_code == 303, opened.text
     call_id = f"fwd-{uuid.uuid4().hex[:8]}"
-    begun = await client.post("/v1/integrations/pipecat", json=started(call_id), headers=auth)
+    begun = await client.post(EVENTS, json=started(call_id), headers=auth)
     assert begun.status_code == 200, begun.text
     presigned = await client.post(
         PRESIGN,
@@ -275,12 +281,6 @@ async def test_presigned_urls_name_the_public_endpoint_and_work_there(
     assert private not in policy
 
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY_DOC = REPO / "docs" / "deploy.md"
-PUBLIC_S3_HOST = "127.0.0.2"
-"""The store's public address: the replicas use 127.0.0.1 and never this one."""
-
-
 def doc_block(language: str, containing: str) -> str:
     """The one ``language`` code block of docs/deploy.md that contains ``containing``."""
     blocks = re.findall(rf"```{language}\n(.*?)```", DEPLOY_DOC.read_text(), re.S)
@@ -293,14 +293,17 @@ def test_the_documented_s3_policy_allows_exactly_object_rights_on_one_bucket() -
     policy = json.loads(doc_block("json", "s3:GetObject"))
     statements = policy["Statement"]
     assert {statement["Effect"] for statement in statements} == {"Allow"}
-    assert sorted(action for statement in statements for action in statement["Action"]) == [
-        "s3:DeleteObject",
-        "s3:GetObject",
-        "s3:ListBucket",
-        "s3:PutObject",
+    granted = [
+        (action, statement["Resource"])
+        for statement in statements
+        for action in statement["Action"]
     ]
-    resources = {(statement["Resource"], *statement["Action"]) for statement in statements}
-    assert ("arn:aws:s3:::call-audio", "s3:ListBucket") in resources
+    assert sorted(granted) == [
+        ("s3:DeleteObject", "arn:aws:s3:::call-audio/*"),
+        ("s3:GetObject", "arn:aws:s3:::call-audio/*"),
+        ("s3:ListBucket", "arn:aws:s3:::call-audio"),
+        ("s3:PutObject", "arn:aws:s3:::call-audio/*"),
+    ]
 
 
 @pytest.fixture
@@ -387,7 +390,9 @@ async def deployment(
             proxy.stop()
 
 
-async def _run_call_killing_a_replica(deployment: Deployment, out: Path) -> tuple[dict, int]:
+async def _run_call_killing_a_replica(
+    deployment: Deployment, out: Path
+) -> tuple[dict[str, Any], int]:
     """An observed call through the proxy, in its own process that trusts the certificate
     by SSL_CERT_FILE; replica 0 is SIGKILLed once the first chunk has landed. Returns the
     call's result and how many chunks had landed at the kill."""
