@@ -18,8 +18,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "MotoServer",
@@ -144,12 +146,17 @@ class PostgresCluster:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self) -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
-        subprocess.run(
+        self.run_sql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def run_sql(self, sql: str, database: str = "postgres") -> str:
+        """Statements run by the superuser, each on its own (as ``psql -f`` runs a file)."""
+        result = subprocess.run(
             [
                 str(self.bin_dir / "psql"),
                 "-h",
@@ -158,14 +165,19 @@ class PostgresCluster:
                 str(self.port),
                 "-U",
                 "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
                 "-q",
-                "-c",
-                f"CREATE DATABASE {name}",
+                "-At",
             ],
+            input=sql,
+            text=True,
             check=True,
             capture_output=True,
         )
-        return self.url(name)
+        return result.stdout
 
 
 @dataclass
@@ -299,7 +311,10 @@ class SeaweedS3:
     root: Path
 
     @classmethod
-    def start(cls, access_key: str, secret_key: str) -> SeaweedS3:
+    def start(
+        cls, access_key: str, secret_key: str, *, identities: Sequence[dict[str, Any]] = ()
+    ) -> SeaweedS3:
+        """An admin identity with these keys, plus ``identities`` (read once, at start)."""
         executable = Path(sys.executable).with_name("weed")
         root = Path(tempfile.mkdtemp(prefix="roark-weed-", dir="/tmp"))
         (root / "data").mkdir()
@@ -309,7 +324,8 @@ class SeaweedS3:
                     "name": "tests",
                     "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                *identities,
             ]
         }
         (root / "s3.json").write_text(__import__("json").dumps(identities))

@@ -52,6 +52,7 @@ async def open_state(settings: ServerSettings) -> AsyncIterator[ServerState]:
         blobs = await open_blob_store(
             settings.resolved_blob_url,
             s3_endpoint_url=settings.s3_endpoint_url,
+            s3_public_endpoint_url=settings.s3_public_endpoint_url,
             s3_region=settings.s3_region,
         )
         try:

@@ -21,6 +21,19 @@ _SERVE_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--database-url", "database_url", str, "sqlite:///path or postgresql://user@host:port/db"),
     ("--blob-url", "blob_url", str, "file:///path or s3://bucket/prefix"),
     ("--s3-endpoint-url", "s3_endpoint_url", str, "endpoint of an S3-compatible store"),
+    (
+        "--s3-public-endpoint-url",
+        "s3_public_endpoint_url",
+        str,
+        "where clients reach the store, if not at --s3-endpoint-url (presigned URLs name it)",
+    ),
+    (
+        "--forwarded-allow-ips",
+        "forwarded_allow_ips",
+        str,
+        "addresses or CIDRs (comma-separated), or *, whose X-Forwarded-* headers are "
+        "believed (default 127.0.0.1)",
+    ),
     ("--public-url", "public_url", str, "base URL clients reach this server at"),
     ("--retention-days", "retention_days", float, "delete calls older than this many days"),
 )
@@ -98,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         log_level="info",
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_keep_alive=KEEP_ALIVE_SECS,
     )
     return 0

@@ -55,6 +55,8 @@ async def serve_in_background(
         lifespan="on",
         log_level="warning",
         access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_keep_alive=KEEP_ALIVE_SECS,
     )
     server = _EmbeddedServer(config)

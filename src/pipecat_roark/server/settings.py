@@ -6,11 +6,13 @@ Standard library only, so the CLI can build its parsers on the base install.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["ENV_PREFIX", "KEEP_ALIVE_SECS", "ServerSettings", "default_data_dir"]
 
@@ -47,6 +49,9 @@ class ServerSettings:
     """``file:///path`` (or a plain path) or ``s3://bucket/prefix``; default: data_dir/blobs."""
     s3_endpoint_url: str | None = None
     """Endpoint of an S3-compatible store; credentials come from the usual AWS variables."""
+    s3_public_endpoint_url: str | None = None
+    """Where clients reach the store, if not at s3_endpoint_url: presigned URLs name this host
+    (SigV4 signs it), while the server's own requests keep going to s3_endpoint_url."""
     s3_region: str = "us-east-1"
     public_url: str | None = None
     """Base URL clients reach this server at (for upload URLs); default: the request's own."""
@@ -69,10 +74,14 @@ class ServerSettings:
     """Whether this process stitches and finalises (off for a read-only replica)."""
     no_auth: bool = False
     """Dashboard without a login, for local development: only with host 127.0.0.1."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Peers whose ``X-Forwarded-Proto``/``-For`` are believed (uvicorn's meaning): a
+    comma-separated list of addresses and CIDRs, or ``*``. Set it to the load balancer's."""
 
     def __post_init__(self) -> None:
         if self.no_auth and self.host != "127.0.0.1":
             raise ValueError(f"--no-auth is only allowed with --host 127.0.0.1 (not {self.host!r})")
+        _check_deploy_fields(self)
 
     @classmethod
     def from_sources(
@@ -105,6 +114,10 @@ class ServerSettings:
         return f"sqlite:///{self.resolved_data_dir / 'pipecat-roark.sqlite3'}"
 
     @property
+    def resolved_s3_public_endpoint_url(self) -> str | None:
+        return self.s3_public_endpoint_url or self.s3_endpoint_url
+
+    @property
     def resolved_blob_url(self) -> str:
         if self.blob_url:
             return self.blob_url
@@ -112,6 +125,27 @@ class ServerSettings:
 
     def replace(self, **changes: Any) -> ServerSettings:
         return dataclasses.replace(self, **changes)
+
+
+def _check_deploy_fields(settings: ServerSettings) -> None:
+    """Refuse a typo at start rather than ignore forwarded headers or sign unusable URLs."""
+    for entry in settings.forwarded_allow_ips.split(","):
+        entry = entry.strip()
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"forwarded_allow_ips: {entry!r} is not an IP address, a CIDR or '*'"
+            ) from None
+    for name in ("s3_endpoint_url", "s3_public_endpoint_url"):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{name}: {value!r} is not an http(s)://host[:port] URL")
 
 
 def _coerce(name: str, annotation: Any, value: Any) -> Any:

@@ -86,7 +86,11 @@ def recording_key(call_id: str) -> str:
 
 
 async def open_blob_store(
-    blob_url: str, *, s3_endpoint_url: str | None = None, s3_region: str = "us-east-1"
+    blob_url: str,
+    *,
+    s3_endpoint_url: str | None = None,
+    s3_public_endpoint_url: str | None = None,
+    s3_region: str = "us-east-1",
 ) -> BlobStore:
     """The store a URL names: ``s3://bucket/prefix``, ``file:///path`` or a plain path."""
     parsed = urlparse(blob_url)
@@ -98,6 +102,7 @@ async def open_blob_store(
             bucket=parsed.netloc,
             prefix=parsed.path.strip("/"),
             endpoint_url=s3_endpoint_url,
+            public_endpoint_url=s3_public_endpoint_url,
             region=s3_region,
         )
         try:

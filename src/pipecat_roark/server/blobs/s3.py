@@ -40,6 +40,11 @@ def _storage_errors(
     return wrapper
 
 
+def _is_denied(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in ("AccessDenied", "403", "Forbidden")
+
+
 def _is_not_found(exc: Exception) -> bool:
     if not isinstance(exc, ClientError):
         return False
@@ -50,16 +55,32 @@ def _is_not_found(exc: Exception) -> bool:
 class S3BlobStore:
     kind = "s3"
 
-    def __init__(self, client: Any, stack: AsyncExitStack, bucket: str, prefix: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        stack: AsyncExitStack,
+        bucket: str,
+        prefix: str,
+        signer: Any = None,
+    ) -> None:
         self._client = client
+        self._signer = signer if signer is not None else client
         self._stack = stack
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
 
     @classmethod
     async def open(
-        cls, *, bucket: str, prefix: str, endpoint_url: str | None, region: str
+        cls,
+        *,
+        bucket: str,
+        prefix: str,
+        endpoint_url: str | None,
+        region: str,
+        public_endpoint_url: str | None = None,
     ) -> S3BlobStore:
+        """``public_endpoint_url``: the address presigned URLs are signed for, when clients
+        reach the store elsewhere than the server does (SigV4 signs the host)."""
         if not bucket:
             raise ValueError("blob URL: s3:// needs a bucket name")
         stack = AsyncExitStack()
@@ -70,24 +91,47 @@ class S3BlobStore:
             connect_timeout=5,
             read_timeout=60,
         )
+        session = get_session()
         client = await stack.enter_async_context(
-            get_session().create_client(
+            session.create_client(
                 "s3", endpoint_url=endpoint_url, region_name=region, config=config
             )
         )
-        return cls(client, stack, bucket, prefix)
+        signer = None
+        if public_endpoint_url and public_endpoint_url != endpoint_url:
+            # Only signs URLs: it never sends a request, so it needs no route to the store.
+            signer = await stack.enter_async_context(
+                session.create_client(
+                    "s3", endpoint_url=public_endpoint_url, region_name=region, config=config
+                )
+            )
+        return cls(client, stack, bucket, prefix, signer)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
 
     @_storage_errors
     async def ensure_bucket(self) -> None:
+        """Create the bucket only if it is missing: a bucket-only identity can run the server."""
         try:
             await self._client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
+            if _is_denied(exc):
+                raise StorageUnavailable(
+                    f"S3: bucket {self.bucket!r} refused these credentials (403): check them, "
+                    "and that they may list the bucket (s3:ListBucket)"
+                ) from exc
             if not _is_not_found(exc):
                 raise
-            await self._client.create_bucket(Bucket=self.bucket)
+            try:
+                await self._client.create_bucket(Bucket=self.bucket)
+            except ClientError as denied:
+                if not _is_denied(denied):
+                    raise
+                raise StorageUnavailable(
+                    f"S3: bucket {self.bucket!r} does not exist and these credentials may "
+                    "not create it: create it once with an administrator identity"
+                ) from denied
 
     @_storage_errors
     async def check(self) -> None:
@@ -178,7 +222,7 @@ class S3BlobStore:
             )
 
     async def presign_put(self, key: str, content_type: str, ttl: int) -> str | None:
-        url: str = await self._client.generate_presigned_url(
+        url: str = await self._signer.generate_presigned_url(
             "put_object",
             Params={"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type},
             ExpiresIn=ttl,
@@ -186,7 +230,7 @@ class S3BlobStore:
         return url
 
     async def presign_get(self, key: str, ttl: int) -> str | None:
-        url: str = await self._client.generate_presigned_url(
+        url: str = await self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=ttl
         )
         return url

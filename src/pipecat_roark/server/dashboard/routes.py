@@ -76,7 +76,7 @@ def media_origin(state: ServerState) -> str:
     """Where recordings play from when the bucket serves them (for the page's CSP)."""
     if not state.settings.resolved_blob_url.startswith("s3://"):
         return ""
-    endpoint = state.settings.s3_endpoint_url
+    endpoint = state.settings.resolved_s3_public_endpoint_url
     if endpoint:
         parts = urlsplit(endpoint)
         return f"{parts.scheme}://{parts.netloc}"
