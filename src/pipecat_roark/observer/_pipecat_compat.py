@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = [
+    "drain_queue",
     "handler_tasks",
     "is_recording",
     "keep_out_of_queue",
@@ -50,6 +51,20 @@ def observer_queue(observer: object, processor: object) -> asyncio.Queue[Any] | 
         return None
     queue = getattr(proxies.get(observer), "queue", None)
     return queue if isinstance(queue, asyncio.Queue) else None
+
+
+def drain_queue(queue: asyncio.Queue[Any], pushed: type) -> tuple[list[Any], bool]:
+    """Empty an observer's queue: the ``pushed`` events still in it, and whether the
+    pipeline-started signal was among them."""
+    hops: list[Any] = []
+    started = False
+    while not queue.empty():
+        item = queue.get_nowait()
+        if isinstance(item, pushed):
+            hops.append(item)
+        elif type(item).__name__ == "_PipelineStartedSignal":
+            started = True
+    return hops, started
 
 
 def handler_tasks(processor: object, event_name: str) -> list[asyncio.Task[Any]] | None:

@@ -1,4 +1,4 @@
-"""The call-ended body, built from what the observer kept and the call's timeline.
+"""The call's lifecycle bodies; call-ended built from what the observer kept and the timeline.
 
 Plain Python with no Pipecat and no I/O: the observer hands over its transcript state,
 the timeline, the speech measured on the recording and the services' metrics, and gets
@@ -11,17 +11,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..wire import CALL_ENDED
+from ..wire import CALL_ENDED, CALL_STARTED
 from .metrics import Interruption, WallAt, call_metrics
 from .speech import SpeechActivity, Timeline, snap_to_speech
 from .timeline import CallTimeline, Moment, iso_utc
 from .transcript import Placed, Transcript
 
-__all__ = ["NOT_ATTACHED", "CallEnd", "build_call_ended"]
+__all__ = ["NOT_ATTACHED", "CallEnd", "build_call_ended", "build_call_started"]
 
 NOT_ATTACHED = "observer_not_attached"
 """The metric that marks a call whose recorder ran without its observer: the recording is
 whole, and there is no transcript."""
+
+
+def build_call_started(
+    call_id: str,
+    wall: float,
+    *,
+    agent_id: str,
+    agent_name: str | None = None,
+    agent_prompt: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "event": CALL_STARTED,
+        "pipecatCallId": call_id,
+        "eventTimestamp": iso_utc(wall),
+        "agentId": agent_id,
+    }
+    if agent_name:
+        body["agentName"] = agent_name
+    if agent_prompt:
+        body["agentPrompt"] = agent_prompt
+    return body
 
 
 @dataclass(frozen=True, slots=True)

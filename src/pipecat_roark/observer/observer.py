@@ -15,7 +15,6 @@ import os
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from loguru import logger
 from pipecat.frames.frames import Frame
@@ -24,11 +23,11 @@ from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 
 from ..delivery.sender import DEFAULT_FLUSH_TIMEOUT, CallLane, DeliveryStats, Sender
 from ..delivery.spool import Spool, default_spool_dir
-from ..wire import CALL_STARTED, DEFAULT_BASE_URL
 from . import _pipecat_compat as compat
-from .call_ended import CallEnd, build_call_ended
+from .call_ended import CallEnd, build_call_ended, build_call_started
 from .call_id import resolve_call_id
-from .recording import CallAudioRecorder, RecorderTap
+from .config import resolve_api_key, resolve_base_url
+from .recording import CallAudioRecorder, RecorderTap, close_recording
 from .routing import FrameRouter
 from .speech import SpeechActivity
 from .timeline import CallTimeline, Moment, iso_utc
@@ -86,8 +85,8 @@ class RoarkObserver(BaseObserver):
         # observer needs each frame once: on Pipecat 1.x that spares it (and Pipecat) a
         # queued hop per processor per frame. 0.0.x ignores the argument and sends all.
         super().__init__(observe_every_push=False, **kwargs)
-        self._api_key = _resolve_api_key(api_key)
-        self._base_url = _resolve_base_url(base_url)
+        self._api_key = resolve_api_key(api_key)
+        self._base_url = resolve_base_url(base_url)
         if not isinstance(agent_id, str) or not agent_id.strip():
             raise ValueError("agent_id must be a non-empty string")
         if flush_timeout < 0:
@@ -175,10 +174,9 @@ class RoarkObserver(BaseObserver):
 
     def _on_start(self, data: FramePushed) -> None:
         if self._queue is None:
+            # Queue only what the router handles (audio, most of a call's frames, is not).
             self._queue = compat.observer_queue(self, data.source)
             if self._queue is not None:
-                # Queue only what the router handles: never a FrameProcessed, and no push of
-                # a frame class without a handler (audio included: most of a call's frames).
                 compat.keep_out_of_queue(
                     self._queue,
                     events=(FrameProcessed,),
@@ -226,25 +224,6 @@ class RoarkObserver(BaseObserver):
         except Exception as exc:
             self._log_failure("audio", exc)
 
-    async def _close_recording(self) -> None:
-        """Take the recording's last chunk, however the call ended."""
-        processor = self.audio_processor
-        try:
-            await processor.stop_recording()
-        except Exception as exc:
-            self._log_failure("stop-recording", exc)
-        pending = compat.handler_tasks(processor, "on_audio_data")
-        if pending:
-            wait = min(_TAIL_CHUNK_WAIT_SECS, max(self._flush_timeout, 1.0))
-            # asyncio.wait leaves a hung handler running; wait_for would cancel it.
-            _, hung = await asyncio.wait(pending, timeout=wait)
-            if hung:
-                logger.warning(
-                    f"pipecat-roark: an on_audio_data handler is still running after {wait:.0f}s; "
-                    f"call {self._call_id} ends without waiting for it"
-                )
-        self._recording_closed = True
-
     # -- the call's requests --------------------------------------------------------------
 
     def _ensure_lane(self) -> CallLane:
@@ -258,17 +237,15 @@ class RoarkObserver(BaseObserver):
         if self._started_wall is not None or self._finish_task is not None:
             return
         self._started_wall = time.time()
-        body: dict[str, Any] = {
-            "event": CALL_STARTED,
-            "pipecatCallId": self._call_id,
-            "eventTimestamp": iso_utc(self._started_wall),
-            "agentId": self._agent_id,
-        }
-        if self._agent_name:
-            body["agentName"] = self._agent_name
-        if self._agent_prompt:
-            body["agentPrompt"] = self._agent_prompt
-        self._ensure_lane().call_started(body)
+        self._ensure_lane().call_started(
+            build_call_started(
+                self._call_id,
+                self._started_wall,
+                agent_id=self._agent_id,
+                agent_name=self._agent_name,
+                agent_prompt=self._agent_prompt,
+            )
+        )
 
     async def _finish_quietly(self, reason: str) -> None:
         try:
@@ -297,25 +274,27 @@ class RoarkObserver(BaseObserver):
 
     def _drain_queue(self) -> None:
         """Handle the hops Pipecat queued for this observer but will never deliver."""
-        queue = self._queue
-        while queue is not None and not queue.empty():
-            item = queue.get_nowait()
-            self._drained_hops += 1
-            if isinstance(item, FramePushed):
-                try:
-                    self._router.handle(item)
-                except Exception as exc:
-                    self._log_failure(type(item.frame).__name__, exc)
-            elif type(item).__name__ == "_PipelineStartedSignal":
-                self._pipeline_started = True
-        if self._drained_hops:
-            logger.debug(f"pipecat-roark: handled {self._drained_hops} hops Pipecat left queued")
+        if self._queue is None:
+            return
+        hops, started = compat.drain_queue(self._queue, FramePushed)
+        self._drained_hops += len(hops)
+        self._pipeline_started = self._pipeline_started or started
+        for hop in hops:
+            try:
+                self._router.handle(hop)
+            except Exception as exc:
+                self._log_failure(type(hop.frame).__name__, exc)
+        if hops:
+            logger.debug(f"pipecat-roark: handled {len(hops)} hops Pipecat left queued")
 
     async def _finish_call(self, reason: str) -> None:
         now = time.time()
         transcript = self._router.transcript
         transcript.close(Moment(None, now, at_end=True))
-        await self._close_recording()
+        await close_recording(
+            self.audio_processor, min(_TAIL_CHUNK_WAIT_SECS, max(self._flush_timeout, 1.0))
+        )
+        self._recording_closed = True
         if self._recording_format is None and self._pipeline_started and not self._tap.started:
             logger.warning(
                 "pipecat-roark: no recording: observer.audio_processor is not in the "
@@ -360,24 +339,3 @@ class RoarkObserver(BaseObserver):
             f"pipecat-roark: observer failed on {where} in call {self._call_id}; "
             "the call goes on and this is logged once"
         )
-
-
-def _resolve_api_key(api_key: str | None) -> str:
-    key = api_key if api_key is not None else os.environ.get("ROARK_API_KEY", "")
-    if not isinstance(key, str) or not key.strip():
-        raise ValueError(
-            "RoarkObserver needs an API key: pass api_key=... or set the ROARK_API_KEY "
-            "environment variable"
-        )
-    return key.strip()
-
-
-def _resolve_base_url(base_url: str | None) -> str:
-    url = base_url or os.environ.get("ROARK_BASE_URL") or DEFAULT_BASE_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"base_url (or ROARK_BASE_URL) must be an http(s) URL such as {DEFAULT_BASE_URL}, "
-            f"not {url!r}"
-        )
-    return url.rstrip("/")

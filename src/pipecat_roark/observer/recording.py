@@ -18,10 +18,12 @@ audio rules of its own (no wall-clock padding, no padding at chunk boundaries).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -47,7 +49,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from . import _pipecat_compat as compat
 from .timeline import CallTimeline
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "CallAudioRecorder", "RecorderTap"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "CallAudioRecorder", "RecorderTap", "close_recording"]
 
 # A stereo chunk of about 256 KiB: the processor fills each 16-bit track to half that.
 DEFAULT_CHUNK_BYTES = 256 * 1024
@@ -164,6 +166,27 @@ class RecorderTap:
             return int(self._recorder.get_clock().get_time())
         except Exception:
             return None
+
+
+async def close_recording(recorder: AudioBufferProcessor, wait_secs: float) -> None:
+    """Take the recording's last chunk, however the call ended.
+
+    Pipecat hands chunks to ``on_audio_data`` handlers as tasks that only the recorder's own
+    cleanup awaits, after the observers' cleanup: the last chunk is in one of them. One
+    that hangs is abandoned, not cancelled, after ``wait_secs``.
+    """
+    try:
+        await recorder.stop_recording()
+    except Exception as exc:
+        logger.warning(f"pipecat-roark: stopping the recording failed: {exc!r}")
+    pending = compat.handler_tasks(recorder, "on_audio_data")
+    if pending:
+        _, hung = await asyncio.wait(pending, timeout=wait_secs)
+        if hung:
+            logger.warning(
+                f"pipecat-roark: an on_audio_data handler is still running after "
+                f"{wait_secs:.0f}s; the call ends without waiting for it"
+            )
 
 
 class CallAudioRecorder(AudioBufferProcessor):
