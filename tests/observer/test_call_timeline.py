@@ -193,3 +193,42 @@ async def test_an_unpaced_call_lasts_as_long_as_its_recording(
     finished = datetime.fromisoformat(ended["callEndedAt"])
     recording_secs = len(backend.pcm()) / 4 / RATE
     assert (finished - started).total_seconds() == pytest.approx(recording_secs, abs=0.1)
+
+
+def _is_pipecat_1() -> bool:
+    from importlib.metadata import version
+
+    return not version("pipecat-ai").startswith("0.")
+
+
+async def test_the_recorders_own_padding_is_on_the_timeline_per_pipecat_line(
+    backend: RecordingBackend,
+) -> None:
+    """Pipecat 1.x's recorder fills a wall-clock pause of the bot's audio with silence;
+    0.0.x's closes it up. Either way the bot's next turn is placed where its audio landed.
+    If a Pipecat release changes its rule, the first assertion for that line says so."""
+    recorder = AudioBufferProcessor(num_channels=2, buffer_size=64 * 1024)
+    observer = observer_for(backend, audio_buffer_processor=recorder)
+
+    async def call(script: CallScript) -> None:
+        await script.bot_says(["One", "two."], 0.6)
+        await script.wait(0.6)  # nobody speaks and no microphone streams: a real pause
+        await script.bot_says(["Three."], 0.4)
+
+    await run_call([observer], call, after_output=[observer.audio_processor], speed=1.0, mic=False)
+    ended = backend.call_ended()
+    spans = speech_spans(channel(backend.pcm(), 1))
+    turns = [(t["audioOffsetMs"], t["endAudioOffsetMs"]) for t in ended["transcript"]]
+    assert len(turns) == 2
+    slack = 2 * FRAME_SECS * 1000
+    if _is_pipecat_1():
+        assert len(spans) == 2, "Pipecat 1.x no longer pads a wall-clock pause"
+        assert spans[1][0] - spans[0][1] >= 700
+        heard = spans
+    else:
+        assert len(spans) == 1, "Pipecat 0.0.x now pads a wall-clock pause"
+        (whole,) = spans
+        heard = [(whole[0], whole[0] + 600), (whole[0] + 600, whole[1])]  # 0.6 s, then 0.4 s
+    for (start, end), (heard_start, heard_end) in zip(turns, heard, strict=True):
+        assert abs(start - heard_start) <= slack, (turns, spans)
+        assert abs(end - heard_end) <= slack, (turns, spans)
