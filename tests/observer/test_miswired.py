@@ -1,0 +1,107 @@
+"""A call whose observer never reached its task is still delivered whole, never in pieces.
+
+Pipecat 1.x drops ``PipelineParams(observers=[...])`` without a word. The observer's
+recorder still runs (it is in the pipeline), so it starts and ends the call itself: the
+backend gets call-started, the chunks and a call-ended marked ``observer_not_attached``,
+or, with the backend down, the spool keeps all of it for a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from pipecat_roark import RoarkObserver
+from pipecat_roark.delivery.retry import Backoff, DeliveryOptions
+from pipecat_roark.delivery.sender import Sender
+from pipecat_roark.delivery.spool import Spool
+from pipecat_roark.observer.call_ended import NOT_ATTACHED
+from tests.observer.helpers import assert_protocol
+from tests.support.backend import RecordingBackend, closed_port_url
+from tests.support.pipeline import CallScript, run_call
+
+pytestmark = pytest.mark.skipif(
+    version("pipecat-ai").startswith("0."),
+    reason="Pipecat 0.0.x still runs observers given through PipelineParams",
+)
+
+FAST = DeliveryOptions(
+    request_timeout=1.0, deadline=30.0, backoff=Backoff(initial=0.05, cap=0.5), replay_interval=0
+)
+
+
+async def greeting(script: CallScript) -> None:
+    await script.bot_says(["Hello,", "this", "is", "the", "bakery."], 2.0)
+    await script.user_says("one loaf please", 1.0)
+
+
+async def miswired_call(url: str) -> tuple[RoarkObserver, list[bytes]]:
+    observer = RoarkObserver(api_key="k", agent_id="a", base_url=url, flush_timeout=0.5)
+    chunks: list[bytes] = []
+
+    async def keep(_: object, audio: bytes, *__: Any) -> None:
+        chunks.append(bytes(audio))
+
+    observer.audio_processor.add_event_handler("on_audio_data", keep)
+    await run_call(
+        [], greeting, after_output=[observer.audio_processor], params={"observers": [observer]}
+    )
+    return observer, chunks
+
+
+def assert_whole_unattached_call(backend: RecordingBackend, call_id: str, pcm: bytes) -> None:
+    kinds = [r.kind for r in backend.requests if r.call_id == call_id and r.kind != "presign"]
+    assert kinds[0] == "call-started"
+    assert kinds[-1] == "call-ended"
+    assert kinds.count("call-started") == kinds.count("call-ended") == 1
+    assert backend.pcm(call_id) == pcm
+    ended = backend.call_ended()
+    assert NOT_ATTACHED in {m["kind"] for m in ended["metrics"]}
+    assert "transcript" not in ended
+    assert ended["recordingNumChannels"] == 2
+    assert_protocol(backend)
+
+
+async def test_with_the_backend_up_it_holds_one_complete_call(backend: RecordingBackend) -> None:
+    observer, chunks = await miswired_call(backend.url)
+    assert len(chunks) >= 1
+    assert_whole_unattached_call(backend, observer.pipecat_call_id, b"".join(chunks))
+
+
+async def test_with_the_backend_down_the_spool_holds_the_whole_call_and_replay_delivers_it(
+    tmp_path: Path,
+) -> None:
+    url = closed_port_url()
+    Sender.for_running_loop(FAST)
+    observer, chunks = await miswired_call(url)
+    spool_dir = Path(os.environ["ROARK_SPOOL_DIR"])
+    # call-started, every chunk, call-ended: nothing of the call is left out of the spool.
+    assert Spool(spool_dir).pending(base_url=url) == len(chunks) + 2
+
+    backend = RecordingBackend()
+    await backend.start(port=urlsplit(url).port or 0)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pipecat_roark.cli",
+            "replay",
+            "--api-key",
+            "k",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, stderr.decode()
+        assert_whole_unattached_call(backend, observer.pipecat_call_id, b"".join(chunks))
+        assert Spool(spool_dir).pending() == 0
+    finally:
+        await backend.stop()
