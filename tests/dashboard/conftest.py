@@ -50,13 +50,23 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--mute-audio",
 ]
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# scripts/screenshots points this at docs/img; without it, tests take no screenshots.
+SCREENSHOTS = os.environ.get("ROARK_SCREENSHOTS_DIR")
 
 
 def unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (ROARK_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+async def screenshot(page: Any, name: str, **options: Any) -> None:
+    """Save ``name`` (a PNG) into $ROARK_SCREENSHOTS_DIR when it is set; else do nothing."""
+    if not SCREENSHOTS:
+        return
+    folder = Path(SCREENSHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / name), **options)
 
 
 @pytest.fixture(scope="session")
