@@ -201,18 +201,33 @@
   }
 
   function momentLink(ms) {
-    return window.location.origin + window.location.pathname + "#t=" + (ms / 1000).toFixed(1);
+    // Rounded up to the tenth, so a link to a turn's onset lands inside that turn.
+    return window.location.origin + window.location.pathname + "#t=" + (Math.ceil(ms / 100) / 10).toFixed(1);
   }
 
   function copied(button, text) {
+    // The clipboard API needs a secure origin (or permission); else copy a selected field.
     var done = function () {
       button.firstChild.textContent = "Copied";
       button.dataset.copied = text;
     };
-    if (navigator.clipboard && navigator.clipboard.writeText) {
-      navigator.clipboard.writeText(text).then(done, done);
-    } else {
+    var fallback = function () {
+      var field = document.createElement("textarea");
+      field.value = text;
+      field.setAttribute("readonly", "");
+      field.className = "visually-hidden";
+      document.body.appendChild(field);
+      field.select();
+      try { document.execCommand("copy"); } catch (e) { /* the link stays in data-copied */ }
+      field.remove();
+      button.focus();
       done();
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText && window.isSecureContext) {
+      done();
+      navigator.clipboard.writeText(text).catch(fallback);
+    } else {
+      fallback();
     }
   }
 
