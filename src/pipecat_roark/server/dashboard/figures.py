@@ -13,6 +13,15 @@ __all__ = ["TOOL_ERROR_RULE", "slowest_response_above", "tool_failed"]
 
 TOOL_ERROR_RULE = 'a tool call without a result, or whose result contains "error" in quotes'
 
+
+def _pg_array(column: str) -> str:
+    """The column as a JSONB array (a JSON null is stored as a scalar, not as SQL NULL)."""
+    return f"CASE WHEN jsonb_typeof({column}) = 'array' THEN {column} ELSE '[]'::jsonb END"
+
+
+_PG_TOOLS = _pg_array("calls.tool_calls")
+_PG_LATENCIES = _pg_array("calls.response_latencies")
+
 _TOOL_FAILED = {
     "sqlite": """(
         EXISTS (SELECT 1 FROM json_each(calls.tool_calls) AS r
@@ -24,13 +33,13 @@ _TOOL_FAILED = {
                                      WHERE json_extract(r.value, '$.kind') = 'tool_result'
                                        AND json_extract(r.value, '$.toolCallId')
                                            = json_extract(c.value, '$.toolCallId'))))""",
-    "postgresql": """(
-        EXISTS (SELECT 1 FROM jsonb_array_elements(calls.tool_calls) AS r(v)
+    "postgresql": f"""(
+        EXISTS (SELECT 1 FROM jsonb_array_elements({_PG_TOOLS}) AS r(v)
                 WHERE r.v->>'kind' = 'tool_result'
                   AND r.v->>'content' LIKE '%"error"%')
-        OR EXISTS (SELECT 1 FROM jsonb_array_elements(calls.tool_calls) AS c(v)
+        OR EXISTS (SELECT 1 FROM jsonb_array_elements({_PG_TOOLS}) AS c(v)
                    WHERE c.v->>'kind' = 'tool_call'
-                     AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(calls.tool_calls) AS r(v)
+                     AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements({_PG_TOOLS}) AS r(v)
                                      WHERE r.v->>'kind' = 'tool_result'
                                        AND r.v->>'toolCallId' = c.v->>'toolCallId')))""",
 }
@@ -38,8 +47,7 @@ _TOOL_FAILED = {
 _SLOWEST_ABOVE = {
     "sqlite": """EXISTS (SELECT 1 FROM json_each(calls.response_latencies) AS l
                          WHERE l.value > :latency_above)""",
-    "postgresql": """EXISTS (SELECT 1
-                             FROM jsonb_array_elements_text(calls.response_latencies) AS l(v)
+    "postgresql": f"""EXISTS (SELECT 1 FROM jsonb_array_elements_text({_PG_LATENCIES}) AS l(v)
                              WHERE l.v::float8 > :latency_above)""",
 }
 

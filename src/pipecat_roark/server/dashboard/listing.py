@@ -42,7 +42,7 @@ SORTS = ("started", "duration", "latency", "interruptions")
 """What the list sorts by: the call's start, its length, its median response, interruptions."""
 _calls = schema.calls
 _agents = schema.agents
-_LAST = 2**62  # a call without the figure sorts after every call with it, either way
+_LAST = 2**31 - 1  # fits every figure column; a call without the figure sorts last either way
 
 
 def _sort_key(sort: str, order: str) -> ColumnElement[Any]:
