@@ -161,15 +161,21 @@
     if (view.audio && !view.audio.paused) { window.requestAnimationFrame(tick); } else { view.ticking = false; }
   }
 
+  function play() {
+    // A pause before playback starts rejects play()'s promise: that is not an error.
+    var started = view.audio.play();
+    if (started && started.catch) { started.catch(function () {}); }
+  }
+
   function toggle() {
     if (!view.audio) { return; }
-    if (view.audio.paused) { view.audio.play(); } else { view.audio.pause(); }
+    if (view.audio.paused) { play(); } else { view.audio.pause(); }
   }
 
   function playFrom(ms) {
     if (!view.audio) { return; }
     seek(ms);
-    view.audio.play();
+    play();
   }
 
   function step(delta) {
