@@ -67,7 +67,8 @@
   }
 
   function applyZoom(level) {
-    var limit = ZOOMS.filter(function (z) { return span() / z >= 2000; });
+    // Zoom in until about a second is on screen: single words stand apart.
+    var limit = ZOOMS.filter(function (z) { return span() / z >= 1000; });
     var most = limit.length ? limit[limit.length - 1] : 1;
     var playing = view.audio ? view.audio.currentTime * 1000 : 0;
     view.zoom = Math.min(Math.max(level, 1), most);
