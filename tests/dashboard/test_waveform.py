@@ -19,6 +19,13 @@ X_OF = """(ms) => {
     return box.left + box.width * ms / span;
 }"""
 
+# Scroll the zoomed timeline so that a time (ms) is in the middle of the screen.
+CENTRE_ON = """(ms) => {
+    const s = document.getElementById('scroller');
+    const t = document.getElementById('timeline');
+    s.scrollLeft = t.clientWidth * ms / Number(t.dataset.durationMs) - s.clientWidth / 2;
+}"""
+
 
 async def test_zoom_reaches_single_words_and_every_lane_shares_the_axis(
     context: Any, showcase_project: tuple[Protocol, list[Any]]
@@ -75,13 +82,7 @@ async def test_zoom_reaches_single_words_and_every_lane_shares_the_axis(
         ),
         ("interruption", cut["atMs"], "#timeline .tl-cut", "left"),
     ):
-        await page.evaluate(
-            """(ms) => {
-                const s = document.getElementById('scroller'), t = document.getElementById('timeline');
-                s.scrollLeft = t.clientWidth * ms / Number(t.dataset.durationMs) - s.clientWidth / 2;
-            }""",
-            ms,
-        )
+        await page.evaluate(CENTRE_ON, ms)
         box = await page.locator(selector).first.bounding_box()
         assert box is not None, label
         x = {
