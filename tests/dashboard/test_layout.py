@@ -94,7 +94,6 @@ async def test_the_call_page_opens_on_the_player_and_the_transcript(
     assert not await page.evaluate("document.getElementById('meta').open")
     assert await page.get_attribute("#player", "controls") is None
     assert await page.locator("button#play").count() == 1
-    await screenshot(page, "call-page-desktop.png")
 
 
 async def test_on_a_phone_the_player_takes_at_most_a_quarter_of_the_screen(
