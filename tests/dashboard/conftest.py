@@ -130,6 +130,24 @@ async def logged_in(context: Any, project: Protocol, next_path: str = "/calls") 
     return tab
 
 
+def newest_support_call(calls: list[Any]) -> Any:
+    """The showcase's newest support-bot call: a tool call, an interruption, both lanes."""
+    return max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
+
+
+async def support_call_page(
+    context: Any, showcase: tuple[Protocol, list[Any]], viewport: dict[str, int] | None = None
+) -> Any:
+    """A tab on that call's page, drawn (at ``viewport`` when given)."""
+    client, calls = showcase
+    tab = await logged_in(context, client, f"/calls/{newest_support_call(calls).call_id}")
+    if viewport is not None:
+        await tab.set_viewport_size(viewport)
+        await tab.reload()
+    await tab.wait_for_selector("#call[data-ready='1']")
+    return tab
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def page(context: Any, acme: Protocol) -> Any:
     """A tab logged in to project ``acme``."""

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from .conftest import logged_in, unavailable
+from .conftest import logged_in, newest_support_call, unavailable
 from .live import LiveServer, Protocol
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -79,7 +79,7 @@ async def test_no_serious_violation_on_any_page(
     theme: str,
 ) -> None:
     client, calls = showcase_project
-    support = max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
+    support = newest_support_call(calls)
     agent = client.get("/v1/agent")["data"][0]["id"]
     page = await logged_in(open_context, client)
     await page.evaluate("(t) => localStorage.setItem('pipecat-roark-theme', t)", theme)

@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from pipecat_roark.metrics import percentile
 
-from .conftest import logged_in, screenshot
+from .conftest import newest_support_call, screenshot, support_call_page
 from .live import Protocol
 from .observed import observed_call
 
@@ -195,9 +195,8 @@ async def test_the_pages_screenshots_show_a_support_call(
     context: Any, showcase_project: tuple[Protocol, list[Any]]
 ) -> None:
     client, calls = showcase_project
-    call = max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
-    page = await logged_in(context, client, f"/calls/{call.call_id}")
-    await page.wait_for_selector("#call[data-ready='1']")
+    call = newest_support_call(calls)
+    page = await support_call_page(context, showcase_project)
     latencies = client.get(f"/v1/call/{call.call_id}/analytics")["data"]["responseLatencies"]
     assert await page.locator("#latency-bars .tl-bar").count() == len(latencies)
     assert await page.locator("#timeline .tl-cut").count() == 1

@@ -41,6 +41,13 @@ async def _open(page: Any, path: str) -> None:
     await page.wait_for_function(f"() => {PLAYER}.readyState >= 1")
 
 
+async def _call_page(context: Any, acme: Protocol, call: dict[str, Any]) -> Any:
+    """A logged-in tab on the call's page, its recording's metadata loaded."""
+    page = await logged_in(context, acme, f"/calls/{call['id']}")
+    await _open(page, f"/calls/{call['id']}")
+    return page
+
+
 async def _tab_to(page: Any, selector: str, limit: int = 60) -> None:
     """Press Tab until the focus is on ``selector``."""
     for _ in range(limit):
@@ -54,8 +61,7 @@ async def _tab_to(page: Any, selector: str, limit: int = 60) -> None:
 async def test_a_key_on_the_focused_log_out_button_logs_out(
     context: Any, acme: Protocol, call: dict[str, Any], key: str
 ) -> None:
-    page = await logged_in(context, acme, f"/calls/{call['id']}")
-    await _open(page, f"/calls/{call['id']}")
+    page = await _call_page(context, acme, call)
     await _tab_to(page, "form.logout button")
     await page.keyboard.press(key)
     await page.wait_for_url(re.compile(r"/login$"))
@@ -69,8 +75,7 @@ async def test_a_key_on_the_focused_log_out_button_logs_out(
 async def test_space_on_any_other_button_does_that_buttons_action_not_play(
     context: Any, acme: Protocol, call: dict[str, Any]
 ) -> None:
-    page = await logged_in(context, acme, f"/calls/{call['id']}")
-    await _open(page, f"/calls/{call['id']}")
+    page = await _call_page(context, acme, call)
 
     await _tab_to(page, "#theme-toggle")
     await page.keyboard.press("Space")
@@ -120,8 +125,7 @@ async def test_space_on_any_other_button_does_that_buttons_action_not_play(
 async def test_question_mark_lists_the_shortcuts(
     context: Any, acme: Protocol, call: dict[str, Any]
 ) -> None:
-    page = await logged_in(context, acme, f"/calls/{call['id']}")
-    await _open(page, f"/calls/{call['id']}")
+    page = await _call_page(context, acme, call)
     await page.keyboard.press("?")
     dialog = page.locator("#keys")
     assert await dialog.is_visible()

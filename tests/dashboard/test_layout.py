@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import logged_in, screenshot
+from .conftest import logged_in, newest_support_call, screenshot, support_call_page
 from .live import Protocol
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -17,16 +17,12 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
 
-def _support_call(calls: list[Any]) -> Any:
-    return max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
-
-
 async def _pages(client: Protocol, calls: list[Any]) -> list[str]:
     agent = client.get("/v1/agent")["data"][0]["id"]
     return [
         "/calls",
         "/calls?interrupted=1&sort=latency",
-        f"/calls/{_support_call(calls).call_id}",
+        f"/calls/{newest_support_call(calls).call_id}",
         "/agents",
         f"/agents/{agent}",
         "/calls/no-such-call",
@@ -81,11 +77,7 @@ async def test_charts_keep_their_proportions_on_a_phone(
 async def test_the_call_page_opens_on_the_player_and_the_transcript(
     context: Any, showcase_project: tuple[Protocol, list[Any]]
 ) -> None:
-    client, calls = showcase_project
-    call = _support_call(calls)
-    page = await logged_in(context, client, f"/calls/{call.call_id}")
-    await page.set_viewport_size(DESKTOP)
-    await page.wait_for_selector("#call[data-ready='1']")
+    page = await support_call_page(context, showcase_project, DESKTOP)
     for selector in ("#timeline", "#play", "#transcript li.turn"):
         box = await page.locator(selector).first.bounding_box()
         assert box is not None
@@ -99,12 +91,7 @@ async def test_the_call_page_opens_on_the_player_and_the_transcript(
 async def test_on_a_phone_the_player_takes_at_most_a_quarter_of_the_screen(
     context: Any, showcase_project: tuple[Protocol, list[Any]]
 ) -> None:
-    client, calls = showcase_project
-    call = _support_call(calls)
-    page = await logged_in(context, client, f"/calls/{call.call_id}")
-    await page.set_viewport_size(PHONE)
-    await page.reload()
-    await page.wait_for_selector("#call[data-ready='1']")
+    page = await support_call_page(context, showcase_project, PHONE)
     player = await page.locator("section.player").bounding_box()
     assert player is not None
     assert player["height"] <= PHONE["height"] / 4

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import logged_in
+from .conftest import newest_support_call, support_call_page
 from .live import Protocol
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -30,11 +30,8 @@ CENTRE_ON = """(ms) => {
 async def test_zoom_reaches_single_words_and_every_lane_shares_the_axis(
     context: Any, showcase_project: tuple[Protocol, list[Any]]
 ) -> None:
-    client, calls = showcase_project
-    call = max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
-    page = await logged_in(context, client, f"/calls/{call.call_id}")
-    await page.set_viewport_size({"width": 1280, "height": 800})
-    await page.wait_for_selector("#call[data-ready='1']")
+    call = newest_support_call(showcase_project[1])
+    page = await support_call_page(context, showcase_project, {"width": 1280, "height": 800})
     await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     view = await page.evaluate(f"fetch('/calls/{call.call_id}.json').then(r => r.json())")
     span = view["timelineMs"]
