@@ -1,4 +1,5 @@
-"""A call in progress: its page says so, and follows the call without a reload."""
+"""A call in progress: its page says so, counts its audio so far, and follows the call
+without a reload until its recording is stitched."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.server.harness import ended
+from tests.server.harness import ended, pcm
 
 from .conftest import logged_in
 from .live import Protocol
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CHUNK = 128_000  # 4 s of 16 kHz stereo, 0.12 MB
 
 
 async def test_a_call_in_progress_shows_its_turns_once_it_ends_without_a_reload(
@@ -32,6 +35,14 @@ async def test_a_call_in_progress_shows_its_turns_once_it_ends_without_a_reload(
     assert "carries no metrics" not in (await page.text_content("#summary") or "")
     await page.evaluate("window.sameDocument = true")
 
+    # Its recording so far: the chunks uploaded, counted as they arrive.
+    assert await page.text_content("#received") == "0 chunks, 0.0 MB"
+    acme.upload("live-call", 0, pcm(CHUNK))
+    await page.wait_for_function(
+        "() => document.getElementById('received').textContent === '1 chunk, 0.1 MB'",
+        timeout=15_000,
+    )
+
     expected = [turn["content"] for turn in ended("live-call")["transcript"]]
     acme.end("live-call")
     await page.wait_for_function(
@@ -45,4 +56,8 @@ async def test_a_call_in_progress_shows_its_turns_once_it_ends_without_a_reload(
     assert shown == expected
     assert await page.evaluate("window.sameDocument === true")  # no reload
     assert await page.locator("#live-badge").count() == 0
+    # Then its stitched recording, still without a reload.
+    await page.wait_for_selector("#player", state="attached", timeout=15_000)
+    await page.wait_for_selector("#call[data-ready='1'] canvas.wave[data-drawn]")
+    assert await page.evaluate("window.sameDocument === true")
     assert page.errors == []

@@ -63,6 +63,8 @@ class Recording(BaseModel):
     sampleRate: int | None
     channels: int | None
     gaps: list[Gap]
+    chunksReceived: int
+    bytesReceived: int
 
 
 class Turn(BaseModel):
@@ -367,7 +369,9 @@ def build_call_page(
     prompt_revision: int | None,
     recording_url: str | None,
     peaks_url: str | None,
+    received: tuple[int, int] = (0, 0),
 ) -> CallPage:
+    """The page of ``call``; ``received`` is (chunks, bytes) of its audio uploaded so far."""
     turns, by_raw = _turns(call)
     metrics = call.metrics
     latencies = _latencies(metrics or (), turns, by_raw)
@@ -423,6 +427,8 @@ def build_call_page(
             sampleRate=call.sample_rate,
             channels=call.num_channels,
             gaps=_gaps(call),
+            chunksReceived=received[0],
+            bytesReceived=received[1],
         ),
         timelineMs=int(timeline),
         turns=turns,

@@ -215,6 +215,14 @@ async def _call_page(state: ServerState, viewer: Viewer, call_id: str) -> CallPa
                         | (prompts.c.id == prompt.id),
                     )
                 )
+        chunks = schema.chunks.c
+        received = (
+            await connection.execute(
+                select(func.count(), func.coalesce(func.sum(chunks.size), 0)).where(
+                    chunks.call_id == call.id, chunks.uploaded_at.is_not(None)
+                )
+            )
+        ).one()
     has_recording = call.recording_key is not None
     return build_call_page(
         call,
@@ -223,6 +231,7 @@ async def _call_page(state: ServerState, viewer: Viewer, call_id: str) -> CallPa
         prompt_revision=None if revision is None else int(revision),
         recording_url=f"/calls/{call.id}/recording" if has_recording else None,
         peaks_url=f"/calls/{call.id}/peaks.json" if has_recording else None,
+        received=(int(received[0]), int(received[1])),
     )
 
 

@@ -415,6 +415,14 @@
     return [data.call.status, data.turns.length, data.tools.length, data.recording.available].join("|");
   }
 
+  function showReceived(recording) {
+    var received = document.getElementById("received");
+    if (!received) { return; }
+    var count = recording.chunksReceived;
+    received.textContent = count + " chunk" + (count === 1 ? "" : "s") + ", " +
+      (Math.round(recording.bytesReceived / 104857.6) / 10).toFixed(1) + " MB";
+  }
+
   function watch(url, seen, budget) {
     // A call in progress (or ended, not yet stitched): poll the JSON twin; when what the page
     // shows has changed, swap in the page's new content without reloading.
@@ -424,7 +432,7 @@
       if (!view || view.root.dataset.json !== url) { return; }
       getJson(url).then(function (data) {
         if (!data) { again(); return; }
-        if (signature(data) === seen) { again(); return; }
+        if (signature(data) === seen) { showReceived(data.recording); again(); return; }
         return fetch(window.location.pathname, { credentials: "same-origin", cache: "no-store" })
           .then(function (answer) { return answer.text(); })
           .then(function (html) {
