@@ -169,7 +169,7 @@ async def test_a_link_to_a_moment_opens_the_call_paused_there(
     assert page.errors == []
 
 
-PAGES = ("/calls", "/calls/{id}", "/agents", "/agents/{agent}", "/calls/no-such-call")
+PAGES = ("/calls", "/calls/{id}", "/agents", "/agents/{agent}", "/calls/no-such-call", "/login")
 
 
 async def test_a_tab_walk_reaches_every_control_on_every_page(
@@ -179,6 +179,8 @@ async def test_a_tab_walk_reaches_every_control_on_every_page(
     agent = acme.get("/v1/agent")["data"][0]["id"]
     for template in PAGES:
         path = template.format(id=call["id"], agent=agent)
+        if path == "/login":
+            await context.clear_cookies()
         await page.goto(path)
         if "{id}" in template:
             await page.wait_for_selector("#call[data-ready='1']")
