@@ -95,6 +95,7 @@
     if (!view.audio) { return; }
     view.audio.currentTime = ms / 1000;
     update();
+    follow(ms);
   }
 
   function turnAt(ms) {
