@@ -488,7 +488,8 @@
 
   document.addEventListener("keydown", function (event) {
     if (!view || event.altKey || event.ctrlKey || event.metaKey || event.defaultPrevented) { return; }
-    if (event.key === "?") { event.preventDefault(); showKeys(); return; }
+    var typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable]");
+    if (event.key === "?" && !typing) { event.preventDefault(); showKeys(); return; }
     if (isControl(event.target)) { return; }
     if (event.key === " " || event.key === "Spacebar" || event.key === "k") {
       event.preventDefault();
