@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import HTTPException
 
+from pipecat_roark.server.errors import StorageUnavailable
 from tests.server.harness import pcm
 
 from .conftest import logged_in
@@ -48,28 +49,39 @@ def test_the_api_and_the_twins_keep_json(live: LiveServer, acme: Protocol) -> No
     assert httpx.get(f"{live.url}/no/such/page").json()["error"]["code"] == "not_found"
 
 
-def test_forbidden_and_a_failure_are_html_pages_too(live: LiveServer) -> None:
-    # Faults the dashboard's own routes do not produce on demand, injected as two routes.
+def test_forbidden_a_failure_and_an_outage_are_html_pages_too(live: LiveServer) -> None:
+    # Faults the dashboard's own routes do not produce on demand, injected as routes.
     def forbidden() -> None:
         raise HTTPException(403, "no")
 
     def failing() -> None:
         raise RuntimeError("a bug")
 
+    def outage() -> None:
+        raise StorageUnavailable("the disk is gone")
+
     live.app.add_api_route("/test-only/forbidden", forbidden)
     live.app.add_api_route("/test-only/failing", failing)
+    live.app.add_api_route("/test-only/outage", outage)
     with httpx.Client(base_url=live.url) as client:
         answer = client.get("/test-only/forbidden", headers=HTML)
         assert answer.status_code == 403
         assert '<h1 id="error-heading">Forbidden' in answer.text
         assert 'href="/login"' in answer.text  # no viewer: the way back is the login page
-        answer = client.get("/test-only/failing", headers=HTML)
-        assert answer.status_code == 500
-        assert "Something went wrong" in answer.text
-        assert "a bug" not in answer.text
-        answer = client.get("/test-only/failing")
-        assert answer.status_code == 500
-        assert answer.json()["error"]["code"] == "internal_error"
+        answer = client.get("/test-only/outage", headers=HTML)
+        assert answer.status_code == 503
+        assert "Unavailable" in answer.text
+        assert answer.headers["retry-after"] == "1"
+        answer = client.get("/test-only/outage")
+        assert answer.json()["error"]["code"] == "storage_unavailable"
+    # After an unexpected error the server closes the connection: one connection each.
+    answer = httpx.get(f"{live.url}/test-only/failing", headers=HTML)
+    assert answer.status_code == 500
+    assert "Something went wrong" in answer.text
+    assert "a bug" not in answer.text
+    answer = httpx.get(f"{live.url}/test-only/failing")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
 
 
 async def test_the_recording_loads_on_demand_and_answers_ranges(
