@@ -50,13 +50,23 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
     "--mute-audio",
 ]
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# scripts/screenshots points this at docs/img; without it, tests take no screenshots.
+SCREENSHOTS = os.environ.get("ROARK_SCREENSHOTS_DIR")
 
 
 def unavailable(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (ROARK_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+async def screenshot(page: Any, name: str, **options: Any) -> None:
+    """Save ``name`` (a PNG) into $ROARK_SCREENSHOTS_DIR when it is set; else do nothing."""
+    if not SCREENSHOTS:
+        return
+    folder = Path(SCREENSHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / name), **options)
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +127,24 @@ async def logged_in(context: Any, project: Protocol, next_path: str = "/calls") 
     assert answer is not None
     assert answer.ok
     tab.errors = errors
+    return tab
+
+
+def newest_support_call(calls: list[Any]) -> Any:
+    """The showcase's newest support-bot call: a tool call, an interruption, both lanes."""
+    return max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
+
+
+async def support_call_page(
+    context: Any, showcase: tuple[Protocol, list[Any]], viewport: dict[str, int] | None = None
+) -> Any:
+    """A tab on that call's page, drawn (at ``viewport`` when given)."""
+    client, calls = showcase
+    tab = await logged_in(context, client, f"/calls/{newest_support_call(calls).call_id}")
+    if viewport is not None:
+        await tab.set_viewport_size(viewport)
+        await tab.reload()
+    await tab.wait_for_selector("#call[data-ready='1']")
     return tab
 
 

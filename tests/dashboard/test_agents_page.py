@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import DOCS_IMG, logged_in
+from .conftest import logged_in, screenshot
 from .live import Protocol
 from .showcase import BOOKING_PROMPTS
 
@@ -53,9 +53,8 @@ async def test_an_agent_page_shows_revisions_a_diff_and_trends(
         "table.calls tbody tr", "rows => rows.map(r => r.dataset.callId)"
     )
     assert len(recent) == booking_calls
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
     await page.goto(f"/agents/{agent_id}?days=7")
-    await page.screenshot(path=str(DOCS_IMG / "agent-page.png"), full_page=True)
+    await screenshot(page, "agent-page.png", full_page=True)
     await page.goto(f"/agents/{agent_id}?diff_from=2&diff_to=1")
     assert await page.text_content("#revisions h3") == "Revision 2 \u2192 revision 1"
 

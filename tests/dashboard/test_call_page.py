@@ -10,7 +10,7 @@ import pytest_asyncio
 
 from pipecat_roark.stats import percentile
 
-from .conftest import DOCS_IMG, logged_in
+from .conftest import newest_support_call, screenshot, support_call_page
 from .live import Protocol
 from .observed import observed_call
 
@@ -42,6 +42,16 @@ def _expected_turn(entries: list[dict[str, Any]], ms: float) -> int:
             if ms < max(entry["endOffsetMs"], entry["startOffsetMs"] + 1):
                 under_way = number
     return under_way or started
+
+
+# Where each seek landed and each time playback started, as the audio element reports them.
+RECORD_SEEKS = """() => {
+    const player = document.getElementById('player');
+    window.seekedAt = [];
+    window.playedAt = [];
+    player.addEventListener('seeked', () => window.seekedAt.push(player.currentTime));
+    player.addEventListener('playing', () => window.playedAt.push(player.currentTime));
+}"""
 
 
 async def _open(page: Any, call_id: str) -> None:
@@ -104,21 +114,21 @@ async def test_the_call_page_shows_both_lanes_the_turns_and_the_tool_call(
     assert page.errors == []
 
 
-async def test_clicking_a_turn_seeks_and_playing_highlights_the_turn(
+async def test_clicking_a_turn_plays_it_from_its_onset_and_the_highlight_follows(
     page: Any, booking: dict[str, Any]
 ) -> None:
     await _open(page, booking["id"])
     await page.wait_for_function("() => document.getElementById('player').readyState >= 1")
+    await page.evaluate(RECORD_SEEKS)
     third = booking["transcript"][2]["startOffsetMs"]
     await page.click("#turn-3 button.seek")
-    await page.wait_for_function("() => !document.getElementById('player').seeking")
-    position = await page.evaluate("document.getElementById('player').currentTime")
-    assert position * 1000 == pytest.approx(third, abs=50)
+    await page.wait_for_function("() => window.seekedAt.length > 0 && window.playedAt.length > 0")
+    assert not await page.evaluate("document.getElementById('player').paused")
+    landed = await page.evaluate("window.seekedAt[0]")
+    assert abs(landed * 1000 - third) <= 300
     assert await page.get_attribute("#turn-3", "aria-current") == "true"
 
-    # Space plays (focus is on the page, not on a control); the highlight follows the audio.
-    await page.evaluate("document.activeElement.blur()")
-    await page.keyboard.press("Space")
+    # The highlight follows the audio.
     await page.wait_for_function(
         "(t) => document.getElementById('player').currentTime > t",
         arg=(third + 1500) / 1000,
@@ -130,6 +140,12 @@ async def test_clicking_a_turn_seeks_and_playing_highlights_the_turn(
     )
     entries = booking["transcript"]
     assert highlighted in {_expected_turn(entries, moment), _expected_turn(entries, moment - 250)}
+
+    # With no control focused, Space pauses and plays.
+    await page.evaluate("document.activeElement.blur()")
+    await page.keyboard.press("Space")
+    assert await page.evaluate("document.getElementById('player').paused")
+    await page.keyboard.press("Space")
     assert not await page.evaluate("document.getElementById('player').paused")
     await page.keyboard.press("Space")
     assert await page.evaluate("document.getElementById('player').paused")
@@ -179,16 +195,14 @@ async def test_the_pages_screenshots_show_a_support_call(
     context: Any, showcase_project: tuple[Protocol, list[Any]]
 ) -> None:
     client, calls = showcase_project
-    call = max((c for c in calls if c.agent == "support-bot"), key=lambda c: c.started)
-    page = await logged_in(context, client, f"/calls/{call.call_id}")
-    await page.wait_for_selector("#call[data-ready='1']")
+    call = newest_support_call(calls)
+    page = await support_call_page(context, showcase_project)
     latencies = client.get(f"/v1/call/{call.call_id}/analytics")["data"]["responseLatencies"]
     assert await page.locator("#latency-bars .tl-bar").count() == len(latencies)
     assert await page.locator("#timeline .tl-cut").count() == 1
     cut = page.locator("#transcript li.turn.interrupted")
     assert await cut.locator(".text").text_content() == "Unfortunately the courier"
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(DOCS_IMG / "call-page.png"))
+    await screenshot(page, "call-page.png")
     await page.emulate_media(color_scheme="dark")
-    await page.screenshot(path=str(DOCS_IMG / "call-page-dark.png"))
+    await screenshot(page, "call-page-dark.png")
     assert page.errors == []

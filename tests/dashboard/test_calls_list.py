@@ -18,7 +18,7 @@ from sqlalchemy import event
 from pipecat_roark.stats import percentile
 from tests.server.conftest import base_settings
 
-from .conftest import DOCS_IMG, logged_in
+from .conftest import logged_in, screenshot
 from .live import LiveServer, Protocol
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -139,13 +139,14 @@ async def test_each_row_shows_the_calls_figures(
     row = page.locator(f"tr[data-call-id='{newest.call_id}']")
     cells = [c.strip() for c in await row.locator("td").all_text_contents()]
     latencies = client.get(f"/v1/call/{newest.call_id}/analytics")["data"]["responseLatencies"]
-    assert cells[4:8] == ["7", "1", "available", f"{percentile(latencies, 0.5):.2f} s"]
+    cuts = [m for m in client.details(newest.call_id)["metrics"] if m["kind"] == "interruption"]
+    p50 = f"{percentile(latencies, 0.5):.2f} s"
+    assert cells[4:9] == ["7", "1", str(len(cuts)), "available", p50]
     assert cells[2] in ("Booking bot", "Support bot")
     assert cells[3] in ("client-disconnected", "agent-ended")
     listing = client.get("/calls.json")
     assert [c["id"] for c in listing["data"]] == await _rows(page)
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(DOCS_IMG / "calls-list.png"))
+    await screenshot(page, "calls-list.png")
     assert page.errors == []
 
 

@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from . import login, routes
+from .errorpages import error_page, install_error_pages
 from .routes import LoginRequired, PageNotFound, media_origin
-from .templating import STATIC_DIR, page
+from .templating import STATIC_DIR
 
 __all__ = ["STATIC_PATH", "install"]
 
@@ -32,12 +33,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(PageNotFound)
     async def _not_found(request: Request, exc: PageNotFound) -> Response:
-        state = request.app.state.server
-        return page(
-            "not_found.html",
-            status=404,
-            media_origin=media_origin(state),
+        return error_page(
+            404,
             viewer=exc.viewer,
-            what=exc.what,
-            nav="",
+            media_origin=media_origin(request.app.state.server),
+            message=f"There is no such {exc.what} in project {exc.viewer.project_name}.",
         )
+
+    install_error_pages(app)

@@ -63,6 +63,8 @@ class Recording(BaseModel):
     sampleRate: int | None
     channels: int | None
     gaps: list[Gap]
+    chunksReceived: int
+    bytesReceived: int
 
 
 class Turn(BaseModel):
@@ -107,9 +109,9 @@ class ServiceFigures(BaseModel):
     ttfbAvg: float | None
     ttfbMax: float | None
     processingAvg: float | None
-    promptTokens: int
-    completionTokens: int
-    ttsCharacters: int
+    promptTokens: int | None
+    completionTokens: int | None
+    ttsCharacters: int | None
 
 
 class Summary(BaseModel):
@@ -276,8 +278,16 @@ def _summary(metrics: Sequence[Any] | None, latencies: list[Latency]) -> Summary
     )
 
 
+def _total(group: dict[str, list[float]], kind: str) -> int | None:
+    return int(sum(group[kind])) if kind in group else None
+
+
 def _services(metrics: Sequence[Any] | None) -> list[ServiceFigures]:
-    """Pipecat's service metrics folded per processor and model."""
+    """Pipecat's service metrics folded per processor and model.
+
+    A usage figure the service never reported (Pipecat sends usage only with
+    ``enable_usage_metrics``) is None, not 0, so the page can leave it out.
+    """
     groups: dict[tuple[str, str | None], dict[str, list[float]]] = {}
     for metric in metrics or ():
         if not isinstance(metric, dict) or metric.get("kind") not in (
@@ -306,9 +316,9 @@ def _services(metrics: Sequence[Any] | None) -> list[ServiceFigures]:
             processingAvg=sum(g["processing"]) / len(g["processing"])
             if g.get("processing")
             else None,
-            promptTokens=int(sum(g.get("prompt", ()))),
-            completionTokens=int(sum(g.get("completion", ()))),
-            ttsCharacters=int(sum(g.get("tts_usage", ()))),
+            promptTokens=_total(g, "prompt"),
+            completionTokens=_total(g, "completion"),
+            ttsCharacters=_total(g, "tts_usage"),
         )
         for (processor, model), g in sorted(groups.items(), key=lambda item: item[0][0])
     ]
@@ -359,7 +369,9 @@ def build_call_page(
     prompt_revision: int | None,
     recording_url: str | None,
     peaks_url: str | None,
+    received: tuple[int, int] = (0, 0),
 ) -> CallPage:
+    """The page of ``call``; ``received`` is (chunks, bytes) of its audio uploaded so far."""
     turns, by_raw = _turns(call)
     metrics = call.metrics
     latencies = _latencies(metrics or (), turns, by_raw)
@@ -415,6 +427,8 @@ def build_call_page(
             sampleRate=call.sample_rate,
             channels=call.num_channels,
             gaps=_gaps(call),
+            chunksReceived=received[0],
+            bytesReceived=received[1],
         ),
         timelineMs=int(timeline),
         turns=turns,

@@ -1,8 +1,10 @@
-"""The calls list: one page of a project's calls, newest first, filtered, by keyset.
+"""The calls list: one page of a project's calls, sorted, filtered, by keyset.
 
-A page reads its rows through the (project, started, id) index and only the columns the
-list shows (never a transcript), plus a count capped at ``COUNT_CAP``, so it costs the same
-with ten calls or ten million.
+Newest first by default, a page reads its rows through the (project, started, id) index and
+only the columns the list shows (of the transcript, its first ``SNIPPET_CHARS`` characters),
+plus a count capped at ``COUNT_CAP``, so it costs the same with ten calls or ten million.
+The other sorts (duration, median latency, interruptions) and the filters on tool errors and
+on the slowest response read the call's stored figures.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from ..analytics_api import call_started
 from ..pagination import decode_cursor, encode_cursor, keyset_after
 from ..search import call_text_matches
 from ..views import ended_status, iso
+from .figures import slowest_response_above, tool_failed
 
 __all__ = [
     "COUNT_CAP",
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "SORTS",
     "CallFilters",
     "CallsPage",
     "calls_page",
@@ -33,9 +37,23 @@ __all__ = [
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 COUNT_CAP = 1000
-_SORT = "startedAt"
+SNIPPET_CHARS = 160
+SORTS = ("started", "duration", "latency", "interruptions")
+"""What the list sorts by: the call's start, its length, its median response, interruptions."""
 _calls = schema.calls
 _agents = schema.agents
+_LAST = 2**31 - 1  # fits every figure column; a call without the figure sorts last either way
+
+
+def _sort_key(sort: str, order: str) -> ColumnElement[Any]:
+    if sort == "started":
+        return call_started()
+    column: ColumnElement[Any] = {
+        "duration": func.coalesce(_calls.c.duration_ms, _calls.c.recording_duration_ms),
+        "latency": _calls.c.response_latency_p50,
+        "interruptions": _calls.c.interruption_count,
+    }[sort]
+    return func.coalesce(column, -1 if order == "desc" else _LAST)
 
 
 class CallFilters(BaseModel):
@@ -46,6 +64,13 @@ class CallFilters(BaseModel):
     end: date | None = Field(default=None, serialization_alias="to")
     reason: str | None = None
     q: str | None = None
+    min_duration: float | None = Field(default=None, serialization_alias="minDuration")
+    max_duration: float | None = Field(default=None, serialization_alias="maxDuration")
+    interrupted: bool = False
+    tool_error: bool = Field(default=False, serialization_alias="toolError")
+    latency_above: float | None = Field(default=None, serialization_alias="latencyAbove")
+    sort: str = "started"
+    order: str = "desc"
 
     def query(self, **extra: str | None) -> str:
         """The URL query string of these filters (plus ``extra``), empty values left out."""
@@ -55,9 +80,30 @@ class CallFilters(BaseModel):
             "to": self.end.isoformat() if self.end else None,
             "reason": self.reason,
             "q": self.q,
+            "min_duration": _text(self.min_duration),
+            "max_duration": _text(self.max_duration),
+            "interrupted": "1" if self.interrupted else None,
+            "tool_error": "1" if self.tool_error else None,
+            "latency_above": _text(self.latency_above),
+            "sort": None if self.sort == "started" else self.sort,
+            "order": None if self.order == "desc" else self.order,
             **extra,
         }
         return urlencode({k: v for k, v in values.items() if v})
+
+    def sorted_by(self, sort: str) -> str:
+        """The query of this view sorted by ``sort``: the other way round if it already is."""
+        order = "asc" if sort == self.sort and self.order == "desc" else "desc"
+        return self.model_copy(update={"sort": sort, "order": order}).query()
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether any filter (not the sort) is set."""
+        return bool(self.model_copy(update={"sort": "started", "order": "desc"}).query())
+
+
+def _text(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}"
 
 
 class AgentChoice(BaseModel):
@@ -79,6 +125,8 @@ class CallRow(BaseModel):
     recording: str
     missingChunks: int
     responseLatencyP50: float | None
+    interruptions: int | None
+    snippet: str | None
 
 
 class ListPagination(BaseModel):
@@ -105,7 +153,7 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
-def _conditions(project_id: str, filters: CallFilters) -> list[ColumnElement[bool]]:
+def _conditions(project_id: str, filters: CallFilters, dialect: str) -> list[ColumnElement[bool]]:
     started = call_started()
     conditions: list[ColumnElement[bool]] = [_calls.c.project_id == project_id]
     if filters.agent:
@@ -118,6 +166,17 @@ def _conditions(project_id: str, filters: CallFilters) -> list[ColumnElement[boo
         conditions.append(_calls.c.ended_reason == filters.reason)
     if filters.q:
         conditions.append(call_text_matches(filters.q))
+    duration = func.coalesce(_calls.c.duration_ms, _calls.c.recording_duration_ms)
+    if filters.min_duration is not None:
+        conditions.append(duration >= filters.min_duration * 1000)
+    if filters.max_duration is not None:
+        conditions.append(duration <= filters.max_duration * 1000)
+    if filters.interrupted:
+        conditions.append(_calls.c.interruption_count > 0)
+    if filters.tool_error:
+        conditions.append(tool_failed(dialect))
+    if filters.latency_above is not None:
+        conditions.append(slowest_response_above(dialect, filters.latency_above))
     return conditions
 
 
@@ -136,7 +195,7 @@ def _row(row: Any) -> CallRow:
     return CallRow(
         id=row.id,
         pipecatCallId=row.pipecat_call_id,
-        startedAt=iso(row.sort_key),
+        startedAt=iso(row.started_at),
         durationMs=None if duration is None else int(duration),
         agent=None
         if row.agent_id is None
@@ -149,7 +208,16 @@ def _row(row: Any) -> CallRow:
         recording=recording,
         missingChunks=missing,
         responseLatencyP50=row.response_latency_p50,
+        interruptions=row.interruption_count,
+        snippet=_snippet(row.snippet),
     )
+
+
+def _snippet(text: str | None) -> str | None:
+    if not text:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(text) < SNIPPET_CHARS else flat + "\u2026"
 
 
 async def _choices(
@@ -185,26 +253,32 @@ async def calls_page(
     before: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> CallsPage:
-    """One page: older than ``after``, or newer than ``before`` (the previous page)."""
-    started = call_started()
-    conditions = _conditions(project_id, filters)
+    """One page: after ``after``, or before ``before`` (the previous page), in the sort."""
+    sort, order = filters.sort, filters.order
+    started = _sort_key(sort, order)
+    conditions = _conditions(project_id, filters, connection.dialect.name)
     page_conditions = list(conditions)
     backwards = before is not None and after is None
     cursor = before if backwards else after
     if cursor:
-        key, last_id = decode_cursor(cursor, _SORT, "desc")
-        if not isinstance(key, datetime):
+        key, last_id = decode_cursor(cursor, sort, order)
+        if sort == "started" and not isinstance(key, datetime):
             key = _midnight(date.min)
-        direction = "asc" if backwards else "desc"
+        elif sort != "started" and not isinstance(key, (int, float)):
+            key = -1
+        flip = {"asc": "desc", "desc": "asc"}
+        direction = flip[order] if backwards else order
         page_conditions.append(keyset_after(started, _calls.c.id, direction, key, last_id))
-    order = (
-        (started.asc(), _calls.c.id.asc()) if backwards else (started.desc(), _calls.c.id.desc())
+    ascending = (order == "asc") != backwards
+    ordering = (
+        (started.asc(), _calls.c.id.asc()) if ascending else (started.desc(), _calls.c.id.desc())
     )
     rows = list(
         await connection.execute(
             select(
                 _calls.c.id,
                 _calls.c.pipecat_call_id,
+                call_started().label("started_at"),
                 started.label("sort_key"),
                 _calls.c.duration_ms,
                 _calls.c.recording_duration_ms,
@@ -217,12 +291,14 @@ async def calls_page(
                 _calls.c.turn_count,
                 _calls.c.tool_call_count,
                 _calls.c.response_latency_p50,
+                _calls.c.interruption_count,
+                func.substr(_calls.c.transcript_text, 1, SNIPPET_CHARS).label("snippet"),
                 _calls.c.recording_key,
                 _calls.c.recording_gaps,
             )
             .select_from(_calls.outerjoin(_agents, _agents.c.id == _calls.c.agent_id))
             .where(*page_conditions)
-            .order_by(*order)
+            .order_by(*ordering)
             .limit(limit + 1)
         )
     )
@@ -244,11 +320,11 @@ async def calls_page(
         pagination=ListPagination(
             limit=limit,
             hasMore=bool(older and last is not None),
-            nextCursor=encode_cursor(_SORT, "desc", last.sort_key, last.id)
+            nextCursor=encode_cursor(sort, order, last.sort_key, last.id)
             if older and last is not None
             else None,
             hasNewer=bool(newer and first is not None),
-            prevCursor=encode_cursor(_SORT, "desc", first.sort_key, first.id)
+            prevCursor=encode_cursor(sort, order, first.sort_key, first.id)
             if newer and first is not None
             else None,
             total=min(int(total or 0), COUNT_CAP),

@@ -28,7 +28,8 @@ from ..state import ServerState, get_state
 from .access import Viewer, current_viewer, login_redirect_target
 from .agentview import agent_page, agents_page
 from .callview import CallPage, build_call_page
-from .listing import DEFAULT_LIMIT, MAX_LIMIT, CallFilters, calls_page
+from .figures import TOOL_ERROR_RULE
+from .listing import DEFAULT_LIMIT, MAX_LIMIT, SORTS, CallFilters, calls_page
 from .templating import page
 
 __all__ = ["LoginRequired", "PageNotFound", "router"]
@@ -102,15 +103,24 @@ def _date(text: str | None) -> date | None:
         return None
 
 
-def _cursor(text: str | None) -> str | None:
-    """A cursor this list made, else None (a stale or edited URL starts from the top)."""
+def _cursor(text: str | None, filters: CallFilters) -> str | None:
+    """A cursor this list made for this sort, else None (a stale URL starts from the top)."""
     if not text:
         return None
     try:
-        decode_cursor(text, "startedAt", "desc")
+        decode_cursor(text, filters.sort, filters.order)
     except ApiError:
         return None
     return text
+
+
+def _seconds(text: str | None) -> float | None:
+    """A non-negative number of seconds from the URL; anything else is no filter."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 <= value < 1e9 else None
 
 
 def _limit(text: str | None) -> int:
@@ -128,14 +138,21 @@ async def _list(request: Request, state: ServerState, viewer: Viewer) -> Any:
         end=_date(params.get("to")),
         reason=params.get("reason") or None,
         q=(params.get("q") or "").strip()[:500] or None,
+        min_duration=_seconds(params.get("min_duration")),
+        max_duration=_seconds(params.get("max_duration")),
+        interrupted=params.get("interrupted") == "1",
+        tool_error=params.get("tool_error") == "1",
+        latency_above=_seconds(params.get("latency_above")),
+        sort=next((sort for sort in SORTS if sort == params.get("sort")), "started"),
+        order="asc" if params.get("order") == "asc" else "desc",
     )
     async with state.reader.connect() as connection:
         return await calls_page(
             connection,
             viewer.project_id,
             filters,
-            after=_cursor(params.get("after")),
-            before=_cursor(params.get("before")),
+            after=_cursor(params.get("after"), filters),
+            before=_cursor(params.get("before"), filters),
             limit=_limit(params.get("limit")),
         )
 
@@ -153,7 +170,9 @@ async def calls_json(request: Request, state: State, viewer: JsonViewer) -> JSON
 @router.get("/calls")
 async def calls_html(request: Request, state: State, viewer: PageViewer) -> Response:
     listing = await _list(request, state, viewer)
-    return _page(state, viewer, "calls.html", listing=listing, nav="calls")
+    return _page(
+        state, viewer, "calls.html", listing=listing, tool_error_rule=TOOL_ERROR_RULE, nav="calls"
+    )
 
 
 async def _call_row(connection: AsyncConnection, viewer: Viewer, call_id: str) -> Row[Any] | None:
@@ -196,6 +215,14 @@ async def _call_page(state: ServerState, viewer: Viewer, call_id: str) -> CallPa
                         | (prompts.c.id == prompt.id),
                     )
                 )
+        chunks = schema.chunks.c
+        received = (
+            await connection.execute(
+                select(func.count(), func.coalesce(func.sum(chunks.size), 0)).where(
+                    chunks.call_id == call.id, chunks.uploaded_at.is_not(None)
+                )
+            )
+        ).one()
     has_recording = call.recording_key is not None
     return build_call_page(
         call,
@@ -204,6 +231,7 @@ async def _call_page(state: ServerState, viewer: Viewer, call_id: str) -> CallPa
         prompt_revision=None if revision is None else int(revision),
         recording_url=f"/calls/{call.id}/recording" if has_recording else None,
         peaks_url=f"/calls/{call.id}/peaks.json" if has_recording else None,
+        received=(int(received[0]), int(received[1])),
     )
 
 

@@ -13,7 +13,6 @@
     var button = document.getElementById("theme-toggle");
     if (button) {
       button.textContent = "Theme: " + choice;
-      button.setAttribute("aria-label", "Colour theme: " + choice + " (change)");
     }
   }
   var current = stored();
