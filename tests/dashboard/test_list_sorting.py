@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from pipecat_roark.metrics import percentile
+from pipecat_roark.stats import percentile
 from tests.server.conftest import base_settings
 
 from .conftest import logged_in
