@@ -59,20 +59,22 @@ DEFAULT_CHUNK_BYTES = 256 * 1024
 # (a word that reaches the recorder was played). Where the tracks differ (the user's
 # audio arrived faster than the bot's played, and the recorder pads neither while its
 # speaker speaks), a bot edge is where the bot's audio is, a user edge where the user's is.
+# A tool call is the bot's: on its track it comes before the reply it fed.
 _USER_EDGES = (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-_BOT_EDGES = (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InterruptionFrame, TTSTextFrame)
-_PLACED_FRAMES = (
-    *_USER_EDGES,
-    *_BOT_EDGES,
+_BOT_EDGES = (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InterruptionFrame,
+    TTSTextFrame,
     FunctionCallInProgressFrame,
     FunctionCallResultFrame,
-    MetricsFrame,
 )
+_PLACED_FRAMES = (*_USER_EDGES, *_BOT_EDGES, MetricsFrame)
 _AUDIO_FRAMES = (InputAudioRawFrame, OutputAudioRawFrame)
 _MAX_CARRY_SECS = 0.5
 
