@@ -212,13 +212,17 @@ class ServeProcess:
     log: Path
 
     @classmethod
-    def start(cls, args: list[str], env: dict[str, str], log: Path) -> ServeProcess:
-        server = cls.launch(args, env, log)
+    def start(
+        cls, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> ServeProcess:
+        server = cls.launch(args, env, log, cwd)
         server.wait_ready()
         return server
 
     @classmethod
-    def launch(cls, args: list[str], env: dict[str, str], log: Path) -> ServeProcess:
+    def launch(
+        cls, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> ServeProcess:
         """Start the process without waiting for it to be ready."""
         port = free_port()
         handle = open(log, "ab")  # noqa: SIM115 - stays open for the child
@@ -237,6 +241,7 @@ class ServeProcess:
             env={**os.environ, **env},
             stdout=handle,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         handle.close()
         return cls(process, f"http://127.0.0.1:{port}", log)
