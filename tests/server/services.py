@@ -339,7 +339,8 @@ class SeaweedS3:
             stderr=subprocess.DEVNULL,
         )
         endpoint = f"http://127.0.0.1:{s3}"
-        deadline = time.monotonic() + 30
+        # Four servers in one process: on a busy machine they take a while to come up.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break
