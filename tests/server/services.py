@@ -334,6 +334,11 @@ class SeaweedS3:
                 "-s3",
                 f"-s3.port={s3}",
                 f"-s3.config={root / 's3.json'}",
+                # Off: they listen on fixed ports (8181, 9101), so a second server on the
+                # machine (another test worker) would die on start; and no reports home.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-master.telemetry=false",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
