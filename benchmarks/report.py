@@ -32,7 +32,7 @@ def server_versions(**extra: str) -> dict[str, str]:
     """The versions a backend benchmark ran with: Pipecat, this project, and ``extra``."""
     return {
         "Pipecat": metadata.version("pipecat-ai"),
-        "this project": metadata.version("pipecat-roark"),
+        "this project": metadata.version("pipecat-call-analytics"),
         **extra,
     }
 

@@ -110,11 +110,15 @@ def _quiet() -> None:
     warnings.simplefilter("ignore")
 
 
+# Both install the module ``pipecat_roark``, under different distribution names.
+_DISTRIBUTIONS = {"ours": "pipecat-call-analytics", "roark-0.2.5": "pipecat-roark"}
+
+
 def _observer_version(variant: str) -> str | None:
-    if variant not in ("ours", "roark-0.2.5"):
+    if variant not in _DISTRIBUTIONS:
         return None
     try:
-        return metadata.version("pipecat-roark")
+        return metadata.version(_DISTRIBUTIONS[variant])
     except metadata.PackageNotFoundError:
         return None
 

@@ -12,6 +12,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+DISTRIBUTION = "pipecat-call-analytics"
+"""The name ``pip install`` knows this project by. Roark's own distribution is called
+``pipecat-roark`` and installs the same module, so messages never name that one."""
+
 # Modules that define ``add_parsers(subparsers)``; each handler sets ``args.handler``.
 _COMMAND_MODULES: tuple[str, ...] = (
     "pipecat_roark.server.cli",
@@ -52,7 +56,7 @@ class MissingExtraError(RuntimeError):
     def __init__(self, extra: str, missing: str) -> None:
         super().__init__(
             f"this command needs the [{extra}] extra ({missing} is not installed): "
-            f'pip install "pipecat-roark[{extra}]"'
+            f'pip install "{DISTRIBUTION}[{extra}]"'
         )
 
 

@@ -52,6 +52,7 @@ class StoredCall:
     details: dict[str, Any]
     stereo: np.ndarray
     sample_rate: int
+    printed: str = ""
 
 
 async def _fetch(data_dir: Path, outcome: DemoOutcome) -> StoredCall:
@@ -92,8 +93,11 @@ async def _fetch(data_dir: Path, outcome: DemoOutcome) -> StoredCall:
 def _play(scenario: str, data_dir: Path) -> StoredCall:
     async def play_then_fetch() -> StoredCall:
         options = DemoOptions(scenario=scenario, speed=None, serve=False, data_dir=data_dir)
-        outcome = await run_demo(options, Console(record=True, width=120))
-        return await _fetch(data_dir, outcome)
+        console = Console(record=True, width=120)
+        outcome = await run_demo(options, console)
+        stored = await _fetch(data_dir, outcome)
+        stored.printed = console.export_text()
+        return stored
 
     return asyncio.run(play_then_fetch())
 
@@ -133,6 +137,21 @@ def test_the_summary_links_to_the_call_in_the_dashboard(booking: StoredCall) -> 
     assert booking.outcome.call_link is not None
     assert booking.outcome.call_link.startswith(booking.outcome.backend.base_url)
     assert "Alex Morgan" in booking.dashboard_page
+
+
+def test_after_no_serve_it_says_how_to_serve_the_call_again_not_a_dead_link(
+    booking: StoredCall,
+) -> None:
+    printed = booking.printed
+    data_dir = booking.outcome.backend.data_dir
+    assert data_dir is not None
+    assert data_dir.is_absolute()
+    assert f"pipecat-roark serve --data-dir {data_dir}" in printed
+    assert f"http://127.0.0.1:8787/calls/{booking.calls[0]['id']}" in printed
+    assert str(data_dir / "demo-api-key") in printed
+    # The run's own server (and its port) is gone once the demo returns.
+    assert booking.outcome.backend.base_url + "/" not in printed.split("Call summary")[1]
+    assert "login/link" not in printed
 
 
 def test_six_turns_or_more_in_onset_order_starting_with_the_greeting(booking: StoredCall) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from pipecat_roark.demo.call import CallResult, ToolUse
 from pipecat_roark.demo.progress import (
     CallProgress,
+    link_line,
     print_summary,
     response_latencies,
     response_latency,
@@ -78,7 +79,7 @@ def test_the_summary_has_turns_tools_recording_latency_and_the_link() -> None:
         wall_secs=1.5,
     )
     console = _console()
-    print_summary(console, result, call_link="http://127.0.0.1:8787/calls/abc")
+    print_summary(console, result, where=link_line("http://127.0.0.1:8787/calls/abc"))
     shown = console.export_text()
     assert "3 (2 bot, 1 caller)" in shown
     assert "1 (check_availability)" in shown

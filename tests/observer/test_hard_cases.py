@@ -1,7 +1,10 @@
-"""Every row of HARD_CASES.md, through a real PipelineTask and a real HTTP backend.
+"""The hard cases of observing a Pipecat call, through a real PipelineTask and a real HTTP
+backend.
 
-Row numbers refer to shared/reference/HARD_CASES.md; the two rows where Roark's 0.2.5 is
-wrong (a late STT final and agentSpokeFirst) have our correct behaviour pinned here.
+Each is something a call observer gets wrong in a real pipeline (most of them learned, fix by
+fix, by Roark's own observer, pipecat-roark 0.2.5); each test's docstring says what goes
+wrong and what is sent instead. Where 0.2.5 is still wrong (a late STT final and
+``agentSpokeFirst``, a failed chunk-upload-url), the test pins this observer's behaviour.
 """
 
 from __future__ import annotations
@@ -47,10 +50,13 @@ from tests.support.pipeline import (
     transcription,
 )
 
-# -- row 1: one frame, many hops ------------------------------------------------------------------
+# -- one frame, many hops --------------------------------------------------------------------------
 
 
 async def test_same_frame_observed_multiple_times_is_deduped(backend: RecordingBackend) -> None:
+    """Pipecat reports a frame once per processor hop, so an observer sees the same
+    text, transcription and tool frames several times; each must count once, not as
+    "Hello!Hello!Hello!"."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -77,10 +83,13 @@ async def test_same_frame_observed_multiple_times_is_deduped(backend: RecordingB
     assert_protocol(backend)
 
 
-# -- row 2: a transport that goes away without an EndFrame ----------------------------------------
+# -- a transport that goes away without an EndFrame ------------------------------------------------
 
 
 async def test_aflush_ends_a_call_whose_end_frame_never_comes(backend: RecordingBackend) -> None:
+    """Some transports (SmallWebRTC, Pipecat Cloud) tear down without an EndFrame reaching
+    the observers: ``aflush()`` from the disconnect handler ends the call, once, with its
+    reason, and neither a second ``aflush()`` nor a later end frame adds a call-ended."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -98,6 +107,7 @@ async def test_aflush_ends_a_call_whose_end_frame_never_comes(backend: Recording
 
 
 async def test_double_flush_only_posts_once(backend: RecordingBackend) -> None:
+    """Two ``aflush()`` calls at the same moment send one call-ended; the first reason wins."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -109,10 +119,12 @@ async def test_double_flush_only_posts_once(backend: RecordingBackend) -> None:
     assert backend.call_ended()["callEndedReason"] == "first"
 
 
-# -- row 3: sample 0 is the first audio frame, not the arming -------------------------------------
+# -- sample 0 is the first audio frame, not the arming ---------------------------------------------
 
 
 async def test_offset_anchor_deferred_to_first_audio_frame(backend: RecordingBackend) -> None:
+    """Offsets counted from the moment recording was armed are inflated by the dead time
+    before any audio: sample 0 is the first audio frame, and arming records nothing."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -125,10 +137,12 @@ async def test_offset_anchor_deferred_to_first_audio_frame(backend: RecordingBac
     assert 550 <= turn["endAudioOffsetMs"] <= 700
 
 
-# -- row 4: turns are anchored at speech onset ----------------------------------------------------
+# -- turns are anchored at speech onset ------------------------------------------------------------
 
 
 async def test_turns_are_anchored_to_speech_onset_not_to_text(backend: RecordingBackend) -> None:
+    """A turn stamped when its STT final or TTS text arrives is late against the audio: a
+    user turn starts at the VAD onset, an assistant turn at BotStartedSpeakingFrame."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -151,10 +165,13 @@ async def test_turns_are_anchored_to_speech_onset_not_to_text(backend: Recording
     assert user["timestamp"] != "2026-01-01T00:00:00+00:00"  # not the STT frame's own stamp
 
 
-# -- row 5: a bot that speaks first ---------------------------------------------------------------
+# -- a bot that speaks first -----------------------------------------------------------------------
 
 
 async def test_bot_greeting_is_recorded_from_sample_zero(backend: RecordingBackend) -> None:
+    """A bot that speaks first: a recorder armed late (from the observer's queue) misses the
+    greeting. The default recorder arms itself as the StartFrame passes, so the greeting
+    starts at offset 0 and ``agentSpokeFirst`` is true."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -170,12 +187,15 @@ async def test_bot_greeting_is_recorded_from_sample_zero(backend: RecordingBacke
     assert 1150 <= spans[0][1] <= 1300
 
 
-# -- row 6: every TranscriptionFrame is a final; interims are ignored -----------------------------
+# -- every TranscriptionFrame is a final; interims are ignored -------------------------------------
 
 
 async def test_interim_frames_ignored_final_segments_aggregated(
     backend: RecordingBackend,
 ) -> None:
+    """Streaming STTs leave ``finalized=False`` on real finals, so every TranscriptionFrame
+    is a final; interims are a separate class and ignored. The final segments of one
+    utterance make one user turn."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -193,7 +213,7 @@ async def test_interim_frames_ignored_final_segments_aggregated(
     ]
 
 
-# -- row 7: a caller's own recorder that is already recording -------------------------------------
+# -- a caller's own recorder that is already recording ---------------------------------------------
 
 
 class CountingRecorder(AudioBufferProcessor):
@@ -207,6 +227,8 @@ class CountingRecorder(AudioBufferProcessor):
 
 
 async def test_prearmed_byo_processor_is_not_rearmed(backend: RecordingBackend) -> None:
+    """A caller's own recorder that is already recording is never armed again: re-arming
+    wipes its buffers (the greeting) and shifts every offset."""
     recorder = CountingRecorder(num_channels=2, buffer_size=0, sample_rate=RATE)
     await recorder.start_recording()
     recorder.starts = 0
@@ -225,6 +247,7 @@ async def test_prearmed_byo_processor_is_not_rearmed(backend: RecordingBackend) 
 
 
 async def test_byo_processor_not_yet_recording_is_armed(backend: RecordingBackend) -> None:
+    """A caller's own recorder that is not recording yet is started by the observer."""
     recorder = CountingRecorder(num_channels=2, buffer_size=0)
     observer = observer_for(backend, audio_buffer_processor=recorder)
 
@@ -237,10 +260,12 @@ async def test_byo_processor_not_yet_recording_is_armed(backend: RecordingBacken
     assert backend.call_ended()["recordingSampleRate"] == RATE
 
 
-# -- row 8: back-to-back user turns ---------------------------------------------------------------
+# -- back-to-back user turns -----------------------------------------------------------------------
 
 
 async def test_back_to_back_user_turns_stay_apart(backend: RecordingBackend) -> None:
+    """Two user turns with no bot reply between them stay two turns: each
+    UserStartedSpeakingFrame closes the pending one."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -255,10 +280,13 @@ async def test_back_to_back_user_turns_stay_apart(backend: RecordingBackend) -> 
     ]
 
 
-# -- row 9: every turn has an end -----------------------------------------------------------------
+# -- every turn has an end -------------------------------------------------------------------------
 
 
 async def test_every_turn_has_an_end_at_its_speech_offset(backend: RecordingBackend) -> None:
+    """A turn with only a start edge makes readers assume it lasts until the next one, and
+    the silence between turns disappears: every turn has its end, from the stopped-speaking
+    edge even when the turn is written out later."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -279,12 +307,15 @@ async def test_every_turn_has_an_end_at_its_speech_offset(backend: RecordingBack
     assert second["audioOffsetMs"] - first["endAudioOffsetMs"] >= 400
 
 
-# -- row 12: the host cancels the pipeline while call-ended is being sent -------------------------
+# -- the host cancels the pipeline while call-ended is being sent ----------------------------------
 
 
 async def test_call_ended_survives_the_pipeline_being_cancelled_mid_post(
     backend: RecordingBackend,
 ) -> None:
+    """The host cancels the pipeline task while call-ended is being sent: the send must not
+    die with the task (the call would stay in progress with no transcript), and a later
+    ``aflush()`` waits for that same send; exactly one call-ended arrives."""
     backend.faults["call-ended"] = lambda n: 1.0  # a slow answer
     observer = observer_for(backend)
 
@@ -304,12 +335,14 @@ async def test_call_ended_survives_the_pipeline_being_cancelled_mid_post(
     assert backend.counts["call-ended"] == 1
 
 
-# -- row 13: a call-ended that fails --------------------------------------------------------------
+# -- a call-ended that fails -----------------------------------------------------------------------
 
 
 async def test_call_ended_send_that_fails_is_logged_once_and_the_call_finishes(
     backend: RecordingBackend, logs: LogCapture
 ) -> None:
+    """A call-ended the backend refuses (400) is logged once and counted as failed, and
+    raises into nobody's code: the pipeline finishes normally."""
     backend.faults["call-ended"] = lambda n: 400
     observer = observer_for(backend)
 
@@ -323,7 +356,7 @@ async def test_call_ended_send_that_fails_is_logged_once_and_the_call_finishes(
     assert observer.delivery_stats["failed"] == 1
 
 
-# -- rows 14-15: interruptions keep only what was heard -------------------------------------------
+# -- interruptions keep only what was heard --------------------------------------------------------
 
 
 async def _released_words(capture: Capture, count: int) -> None:
@@ -334,6 +367,8 @@ async def _released_words(capture: Capture, count: int) -> None:
 async def test_interrupted_turn_keeps_only_the_words_that_played(
     backend: RecordingBackend,
 ) -> None:
+    """TTS hands over a whole answer's words seconds before they are played; when the caller
+    interrupts, only the words the output transport released (the ones heard) are kept."""
     observer = observer_for(backend)
     after = Capture()
     words = ["No", "earlier", "slot.", "You", "are", "booked", "for", "two."]
@@ -352,6 +387,7 @@ async def test_interrupted_turn_keeps_only_the_words_that_played(
 
 
 async def test_words_cut_before_any_audio_record_no_turn(backend: RecordingBackend) -> None:
+    """An answer interrupted before any of its audio played leaves no assistant turn at all."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -366,6 +402,7 @@ async def test_words_cut_before_any_audio_record_no_turn(backend: RecordingBacke
 
 
 async def test_an_unheard_turn_leaves_no_timing_for_the_next(backend: RecordingBackend) -> None:
+    """An answer cut before it played leaves no start or stop edge behind for the next turn."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -379,13 +416,16 @@ async def test_an_unheard_turn_leaves_no_timing_for_the_next(backend: RecordingB
     assert abs(turn["audioOffsetMs"] - speech[0]) <= 60
 
 
-# -- row 16: the end waits for the words still queued behind audio --------------------------------
+# -- the end waits for the words still queued behind audio -----------------------------------------
 
 
 @pytest.mark.parametrize("end", [EndFrame(), StopFrame()], ids=["end", "stop"])
 async def test_the_call_ends_once_the_transport_has_played_out(
     backend: RecordingBackend, end: Frame
 ) -> None:
+    """An EndFrame or StopFrame passes the observer while the last words are still queued
+    behind audio: the call ends only once the output transport has passed the end frame on,
+    so the last words are recorded whole."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -398,6 +438,7 @@ async def test_the_call_ends_once_the_transport_has_played_out(
 
 
 async def test_a_cancel_frame_ends_the_call_at_once(backend: RecordingBackend) -> None:
+    """A CancelFrame ends the call at once, without waiting for the transport."""
     observer = observer_for(backend)
     after = Capture()
 
@@ -419,12 +460,14 @@ async def test_a_cancel_frame_ends_the_call_at_once(backend: RecordingBackend) -
     assert "six." not in turn["content"]
 
 
-# -- row 17: no output transport ------------------------------------------------------------------
+# -- no output transport ---------------------------------------------------------------------------
 
 
 async def test_without_an_output_transport_the_generated_words_are_kept(
     backend: RecordingBackend,
 ) -> None:
+    """A pipeline without an output transport has nobody to say which words played, so the
+    generated words are kept (a backend cannot tell this from a complete answer)."""
     from pipecat.pipeline.pipeline import Pipeline
 
     from tests.support.pipeline import PipelineParams, PipelineRunner, PipelineTask
@@ -447,10 +490,13 @@ async def test_without_an_output_transport_the_generated_words_are_kept(
     assert "recordingSampleRate" not in ended
 
 
-# -- row 18: the recording's tail chunk -----------------------------------------------------------
+# -- the recording's tail chunk --------------------------------------------------------------------
 
 
 async def test_call_ended_waits_for_the_recordings_final_chunk(backend: RecordingBackend) -> None:
+    """The recorder hands its last, short chunk to handlers Pipecat runs as background tasks
+    when recording stops: the observer waits for them and uploads that tail before
+    call-ended, or the recording ends up to a chunk short."""
     recorder = AudioBufferProcessor(num_channels=2, buffer_size=10**7, sample_rate=RATE)
     observer = observer_for(backend, audio_buffer_processor=recorder)
 
@@ -469,6 +515,8 @@ async def test_call_ended_waits_for_the_recordings_final_chunk(backend: Recordin
 async def test_a_hung_audio_handler_is_abandoned_not_cancelled(
     backend: RecordingBackend, logs: LogCapture
 ) -> None:
+    """An audio handler that never returns is left behind after the deadline (not cancelled),
+    and call-ended is still sent."""
     recorder = AudioBufferProcessor(num_channels=2, buffer_size=10**7, sample_rate=RATE)
     release = asyncio.Event()
     hung: list[asyncio.Task[object] | None] = []
@@ -497,7 +545,7 @@ async def test_a_hung_audio_handler_is_abandoned_not_cancelled(
     await running
 
 
-# -- row 19: realtime deltas carry their own spaces -----------------------------------------------
+# -- realtime deltas carry their own spaces --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -526,6 +574,9 @@ async def test_a_hung_audio_handler_is_abandoned_not_cancelled(
     ],
 )
 def test_join_text_chunks(parts: list[tuple[str, bool]], joined: str) -> None:
+    """Realtime speech-to-speech services stream word pieces that carry their own spaces:
+    spaced pieces join as they are, unspaced pieces get one space, and where the two meet a
+    space is added only if neither side has one ("Copperline", not "Copper line")."""
     assert join_text_chunks(parts) == joined
 
 
@@ -536,6 +587,7 @@ def _spaced(text: str) -> TTSTextFrame:
 
 
 async def test_realtime_deltas_are_joined_as_spoken(backend: RecordingBackend) -> None:
+    """Realtime deltas with their own spaces become the assistant's words as spoken."""
     observer = observer_for(backend)
     deltas = ["Your", " plan", " is", " Copper", "line", " Care", ", code", " BW", "-", "88", "."]
 
@@ -557,6 +609,7 @@ async def test_realtime_deltas_are_joined_as_spoken(backend: RecordingBackend) -
 async def test_spaced_user_transcript_deltas_are_joined_as_spoken(
     backend: RecordingBackend,
 ) -> None:
+    """The same joining rule holds for the user's transcript pieces."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -583,7 +636,7 @@ def _tts_stopped() -> Frame:
     return TTSStoppedFrame()
 
 
-# -- row 20: broadcast tool calls -----------------------------------------------------------------
+# -- broadcast tool calls --------------------------------------------------------------------------
 
 
 class Broadcaster(FrameProcessor):
@@ -612,6 +665,8 @@ class Broadcaster(FrameProcessor):
 
 
 async def test_a_broadcast_tool_call_is_recorded_once(backend: RecordingBackend) -> None:
+    """Pipecat broadcasts tool-call and result frames both ways, as two frame objects linked
+    by ``broadcast_sibling_id``, each seen at several hops: one call and one result remain."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -639,6 +694,8 @@ async def test_a_broadcast_tool_call_is_recorded_once(backend: RecordingBackend)
 async def test_a_tool_call_id_is_invoked_once_without_broadcast_links(
     backend: RecordingBackend,
 ) -> None:
+    """An older Pipecat broadcasts without sibling links: invocations are still kept once per
+    ``toolCallId``."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -657,12 +714,15 @@ async def test_a_tool_call_id_is_invoked_once_without_broadcast_links(
     assert tools[1]["content"] == "[1,2]"
 
 
-# -- section 1.13: found by probing 0.2.5 ---------------------------------------------------------
+# -- edge cases found by running Roark's 0.2.5 in real pipelines -----------------------------------
 
 
 async def test_a_late_stt_final_keeps_the_user_turn_before_the_reply(
     backend: RecordingBackend,
 ) -> None:
+    """The caller stops, the bot starts answering, then the STT final arrives: the user turn
+    keeps its onset, comes before the reply, and ``agentSpokeFirst`` is false (Roark's
+    0.2.5 sends the turns in arrival order and says the agent spoke first)."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -681,6 +741,8 @@ async def test_a_late_stt_final_keeps_the_user_turn_before_the_reply(
 
 
 async def test_without_vad_two_finals_make_one_user_turn(backend: RecordingBackend) -> None:
+    """A pipeline without VAD frames: two STT finals with no bot speech between them make one
+    user turn, without offsets."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -698,6 +760,9 @@ async def test_without_vad_two_finals_make_one_user_turn(backend: RecordingBacke
 async def test_an_orphan_tool_result_is_sent_without_a_transcript(
     backend: RecordingBackend,
 ) -> None:
+    """A tool result with no matching invocation and no result is still sent, with empty
+    content; a call without turns has no transcript, and one without audio no recording
+    fields."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:
@@ -718,6 +783,7 @@ async def test_an_orphan_tool_result_is_sent_without_a_transcript(
 async def test_aflush_before_the_pipeline_starts_sends_only_call_ended(
     backend: RecordingBackend,
 ) -> None:
+    """``aflush()`` before the pipeline has started sends only call-ended, with no start time."""
     observer = observer_for(backend)
     await observer.aflush()
     ended = backend.call_ended()
@@ -729,6 +795,8 @@ async def test_aflush_before_the_pipeline_starts_sends_only_call_ended(
 async def test_a_presign_failure_is_retried_and_the_recording_stays_whole(
     backend: RecordingBackend,
 ) -> None:
+    """A chunk-upload-url request that fails with a 502 is retried, so the recording has no gap
+    (Roark's 0.2.5 does not retry it and leaves a hole)."""
     backend.faults["presign"] = lambda n: 502 if n == 1 else None
     observer = observer_for(backend)
 
@@ -743,6 +811,7 @@ async def test_a_presign_failure_is_retried_and_the_recording_stays_whole(
 
 
 async def test_a_call_id_with_a_hash_is_sent_as_is(backend: RecordingBackend) -> None:
+    """A WebRTC call id that contains ``#`` is sent as it is: it is opaque text."""
     observer = observer_for(backend, runner_args={"webrtc_connection": {"pc_id": "pc#42"}})
     assert observer.pipecat_call_id == "pc#42"
 
@@ -755,6 +824,7 @@ async def test_a_call_id_with_a_hash_is_sent_as_is(backend: RecordingBackend) ->
 
 
 async def test_audio_emitted_after_the_end_is_dropped(backend: RecordingBackend) -> None:
+    """Audio the recorder emits after the call has ended is not uploaded."""
     observer = observer_for(backend)
 
     async def call(script: CallScript) -> None:

@@ -224,13 +224,17 @@ class ServeProcess:
     log: Path
 
     @classmethod
-    def start(cls, args: list[str], env: dict[str, str], log: Path) -> ServeProcess:
-        server = cls.launch(args, env, log)
+    def start(
+        cls, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> ServeProcess:
+        server = cls.launch(args, env, log, cwd)
         server.wait_ready()
         return server
 
     @classmethod
-    def launch(cls, args: list[str], env: dict[str, str], log: Path) -> ServeProcess:
+    def launch(
+        cls, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+    ) -> ServeProcess:
         """Start the process without waiting for it to be ready."""
         port = free_port()
         handle = open(log, "ab")  # noqa: SIM115 - stays open for the child
@@ -249,6 +253,7 @@ class ServeProcess:
             env={**os.environ, **env},
             stdout=handle,
             stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         handle.close()
         return cls(process, f"http://127.0.0.1:{port}", log)
@@ -345,12 +350,18 @@ class SeaweedS3:
                 "-s3",
                 f"-s3.port={s3}",
                 f"-s3.config={root / 's3.json'}",
+                # Off: they listen on fixed ports (8181, 9101), so a second server on the
+                # machine (another test worker) would die on start; and no reports home.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                "-master.telemetry=false",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         endpoint = f"http://127.0.0.1:{s3}"
-        deadline = time.monotonic() + 30
+        # Four servers in one process: on a busy machine they take a while to come up.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 break

@@ -16,13 +16,16 @@ from pipecat_roark.server.settings import ServerSettings
 from .services import ServeProcess
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipecat_roark.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         check=False,
     )
 
@@ -45,6 +48,56 @@ def test_keys_create_prints_a_key_once_and_stores_only_its_hash(tmp_path: Path) 
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.startswith("acme\trk_live_")
     assert key not in listed.stdout
+
+
+def test_keys_create_and_list_print_no_log_lines(tmp_path: Path) -> None:
+    # The first run creates the database (migrations log at DEBUG); the second finds it current.
+    for project in ("first", "second"):
+        created = cli("keys", "create", "--project", project, "--data-dir", str(tmp_path))
+        assert created.returncode == 0, created.stderr
+        assert created.stderr.splitlines() == [
+            f"(project {project!r}; the key is shown only now, only its hash is stored)"
+        ]
+    listed = cli("keys", "list", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0
+    assert listed.stderr == ""
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["first", "second"]
+
+
+def test_a_relative_data_dir_is_the_folder_under_the_working_directory(tmp_path: Path) -> None:
+    key = cli("keys", "create", "--project", "rel", "--data-dir", "data", cwd=tmp_path)
+    assert key.returncode == 0, key.stderr
+    server = ServeProcess.start(["--data-dir", "data"], {}, tmp_path / "serve.log", cwd=tmp_path)
+    try:
+        request = urllib.request.Request(
+            server.url + "/v1/integrations/pipecat/chunk-upload-url",
+            data=json.dumps({"pipecatCallId": "rel-call", "chunkIndex": 0}).encode(),
+            headers={"content-type": "application/json", "x-roark-api-key": key.stdout.strip()},
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            upload_url = json.loads(answer.read())["uploadUrl"]
+        chunk = urllib.request.Request(
+            upload_url, data=b"\x01\x00" * 160, method="PUT", headers={"content-type": "audio/pcm"}
+        )
+        with urllib.request.urlopen(chunk, timeout=10) as answer:
+            assert answer.status in (200, 204)
+    finally:
+        assert server.stop() in (0, -15)
+    assert (tmp_path / "data" / "pipecat-roark.sqlite3").is_file()
+    stored = [path for path in (tmp_path / "data" / "blobs").rglob("*") if path.is_file()]
+    assert [path.read_bytes() for path in stored] == [b"\x01\x00" * 160]
+    relative = ServerSettings(data_dir=Path("data"))
+    assert relative.resolved_data_dir == Path.cwd() / "data"
+    assert relative.resolved_blob_url == (Path.cwd() / "data" / "blobs").as_uri()
+
+
+def test_serve_warns_when_the_dashboard_needs_no_login(tmp_path: Path) -> None:
+    server = ServeProcess.start(
+        ["--no-auth"], {"ROARK_SERVER_DATA_DIR": str(tmp_path)}, tmp_path / "s.log"
+    )
+    server.stop()
+    warnings = [line for line in server.log.read_text().splitlines() if "WARNING" in line]
+    assert any("--no-auth" in line and "local development only" in line for line in warnings)
 
 
 def test_the_command_modules_import_only_the_standard_library() -> None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_PROJECT", "Backend", "call_url", "embedded_backend"]
+__all__ = ["DEMO_PROJECT", "KEY_FILE", "Backend", "StoredCall", "embedded_backend", "find_call"]
 
 DEMO_PROJECT = "demo"
-_KEY_FILE = "demo-api-key"
+KEY_FILE = "demo-api-key"
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,19 @@ class Backend:
     base_url: str
     api_key: str
     embedded: bool
+    data_dir: Path | None = None
+    """The embedded server's folder (absolute): where the call stays once it has stopped."""
+
+
+@dataclass(frozen=True)
+class StoredCall:
+    """The call as the backend knows it."""
+
+    call_id: str
+    """The backend's own id for the call (its dashboard page is ``/calls/{call_id}``)."""
+    link: str
+    """A dashboard login link to the call where the backend offers one, else its REST
+    resource. Either works only while this backend is serving."""
 
 
 @contextlib.asynccontextmanager
@@ -35,22 +48,21 @@ async def embedded_backend(data_dir: Path | None = None) -> AsyncIterator[Backen
     from pipecat_roark.server.embed import ensure_project_key, serve_in_background
     from pipecat_roark.server.settings import ServerSettings, default_data_dir
 
-    data_dir = data_dir or default_data_dir()
+    data_dir = (data_dir or default_data_dir()).absolute()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings.from_sources({"data_dir": data_dir})
-    key_file = data_dir / _KEY_FILE
+    key_file = data_dir / KEY_FILE
     if key_file.exists():
         api_key = key_file.read_text().strip()
     else:
         api_key = await ensure_project_key(settings, DEMO_PROJECT)
         _write_private(key_file, api_key)
     async with serve_in_background(settings) as base_url:
-        yield Backend(base_url=base_url, api_key=api_key, embedded=True)
+        yield Backend(base_url=base_url, api_key=api_key, embedded=True, data_dir=data_dir)
 
 
-async def call_url(backend: Backend, pipecat_call_id: str) -> str | None:
-    """A link to the call: a dashboard login link where the backend offers one, else the
-    call's REST resource; None if the backend does not know the call.
+async def find_call(backend: Backend, pipecat_call_id: str) -> StoredCall | None:
+    """The call's id and link on the backend; None if the backend does not know the call.
 
     The backend names calls with its own ids, so the call is looked up by its Pipecat id.
     """
@@ -64,7 +76,7 @@ async def call_url(backend: Backend, pipecat_call_id: str) -> str | None:
             if call_id is None:
                 return None
             login = await _login_link(http, backend.base_url, f"/calls/{call_id}")
-            return login or f"{backend.base_url}/v1/call/{call_id}"
+            return StoredCall(call_id, login or f"{backend.base_url}/v1/call/{call_id}")
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
 

@@ -95,7 +95,7 @@ def parse_speed(value: str) -> float | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipecat_roark.cli import MissingExtraError
+    from pipecat_roark.cli import DISTRIBUTION, MissingExtraError
 
     _require("demo", _DEMO_MODULES, MissingExtraError)
     if not args.to:
@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
     if int(pipecat_version.split(".")[0]) < 1:
         print(
             f"pipecat-roark demo: needs Pipecat 1.x (found {pipecat_version}): "
-            'pip install "pipecat-roark[demo]"',
+            f'pip install "{DISTRIBUTION}[demo]"',
             file=sys.stderr,
         )
         return 2

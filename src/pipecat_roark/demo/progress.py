@@ -15,7 +15,7 @@ from .scenarios import Scenario
 from .scoring import word_error_rate
 from .timeline import BotSpeech, CallTimeline, TimelineEvent
 
-__all__ = ["CallProgress", "print_summary", "response_latencies"]
+__all__ = ["CallProgress", "link_line", "print_summary", "response_latencies"]
 
 
 class CallProgress(CallEvents):
@@ -141,11 +141,12 @@ def print_summary(
     console: Console,
     result: CallResult,
     *,
-    call_link: str | None,
+    where: str,
     pipecat_call_id: str | None = None,
     notes: Sequence[str] = (),
 ) -> None:
-    """The table a person reads after the call: turns, tools, recording, latencies, the link."""
+    """The table a person reads after the call: turns, tools, recording, latencies, then
+    ``where`` (how to see the call)."""
     timeline = result.timeline
     bot_turns = [text for text, _ in result.bot_said if text]
     latencies = response_latencies(timeline)
@@ -177,10 +178,14 @@ def print_summary(
     for note in notes:
         table.add_row("", note)
     console.print(table)
-    # Outside the table, so a narrow terminal never cuts the link short.
+    # Outside the table, so a narrow terminal never cuts a link or a command short.
+    console.print(where, soft_wrap=True, markup=False, highlight=False)
+
+
+def link_line(call_link: str | None) -> str:
+    """What to open while the backend is serving: the dashboard link or the REST resource."""
     if call_link is None:
-        console.print("The backend does not list the call (yet).")
-    elif "/v1/call/" in call_link:
-        console.print(f"The call on the backend: {call_link}", soft_wrap=True)
-    else:
-        console.print(f"Open the call in the dashboard: {call_link}", soft_wrap=True)
+        return "The backend does not list the call (yet)."
+    if "/v1/call/" in call_link:
+        return f"The call on the backend: {call_link}"
+    return f"Open the call in the dashboard: {call_link}"

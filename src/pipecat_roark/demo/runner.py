@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,9 @@ from typing import Any
 
 from rich.console import Console
 
-from .backend import Backend, call_url, embedded_backend
+from .backend import KEY_FILE, Backend, StoredCall, embedded_backend, find_call
 from .call import SAMPLE_RATE, CallResult, play_call, render_caller_lines
-from .progress import CallProgress, print_summary
+from .progress import CallProgress, link_line, print_summary
 from .scenarios import Scenario, get_scenario
 from .transports import LineRecording
 
@@ -83,7 +84,8 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
             )
         await observer.aflush()
         delivered = _delivered(observer)
-        call_link = await call_url(backend, observer.pipecat_call_id)
+        stored = await find_call(backend, observer.pipecat_call_id)
+        call_link = stored.link if stored else None
         notes = [] if delivered else ["[red]some of the call could not be delivered[/red]"]
         if recording is not None and options.wav is not None:
             recording.write_wav(options.wav)
@@ -92,7 +94,7 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
         print_summary(
             console,
             result,
-            call_link=call_link,
+            where=_where(backend, stored, serving=options.serve),
             pipecat_call_id=observer.pipecat_call_id,
             notes=notes,
         )
@@ -114,6 +116,22 @@ async def _backend(options: DemoOptions) -> AsyncIterator[Backend]:
         return
     async with embedded_backend(options.data_dir) as backend:
         yield backend
+
+
+def _where(backend: Backend, stored: StoredCall | None, *, serving: bool) -> str:
+    """How to see the call: its link while the embedded server keeps serving (or on another
+    backend); once the embedded server stops with the demo, where the call is kept and the
+    command that serves it again, since any link to this run's port is dead by then."""
+    if not backend.embedded or serving or backend.data_dir is None or stored is None:
+        return link_line(stored.link if stored else None)
+    data_dir = shlex.quote(str(backend.data_dir))
+    return (
+        f"The call is stored in {backend.data_dir} (the demo's server has stopped).\n"
+        f"To see it, serve that folder:  pipecat-roark serve --data-dir {data_dir}\n"
+        f"then open http://127.0.0.1:8787/calls/{stored.call_id} and log in with the key "
+        f"in {shlex.quote(str(backend.data_dir / KEY_FILE))} "
+        "(or add --no-auth to the serve command to skip the login)."
+    )
 
 
 def _observer(scenario: Scenario, backend: Backend) -> Any:

@@ -104,6 +104,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise _missing(exc) from exc
     configure_logging(json_lines=settings.log_json)
+    if settings.no_auth:
+        from loguru import logger
+
+        logger.warning(
+            "--no-auth: the dashboard opens without a login for every request from 127.0.0.1, "
+            "including other users and programs on this machine; use it for local development only"
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -123,6 +130,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         from .embed import ensure_project_key
     except ImportError as exc:
         raise _missing(exc) from exc
+    _quiet_logs()
     key = asyncio.run(ensure_project_key(settings, args.project))
     print(key)
     print(
@@ -139,6 +147,7 @@ def _keys_list(args: argparse.Namespace) -> int:
         from .database import open_database
     except ImportError as exc:
         raise _missing(exc) from exc
+    _quiet_logs()
 
     async def _list() -> list[Any]:
         async with (
@@ -150,3 +159,10 @@ def _keys_list(args: argparse.Namespace) -> int:
     for info in asyncio.run(_list()):
         print(f"{info.project}\t{info.prefix}...\t{info.created_at.isoformat()}")
     return 0
+
+
+def _quiet_logs() -> None:
+    """A key command's output is the key or the list: only warnings and errors beside it."""
+    from .logs import configure_logging
+
+    configure_logging(json_lines=False, level="WARNING")

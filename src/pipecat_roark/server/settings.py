@@ -105,7 +105,10 @@ class ServerSettings:
 
     @property
     def resolved_data_dir(self) -> Path:
-        return self.data_dir if self.data_dir is not None else default_data_dir()
+        """Absolute, so a relative ``--data-dir`` names the same folder in every URL built
+        from it (a file URI cannot hold a relative path)."""
+        data_dir = self.data_dir if self.data_dir is not None else default_data_dir()
+        return data_dir.absolute()
 
     @property
     def resolved_database_url(self) -> str:
