@@ -1,0 +1,261 @@
+"""One spool shared the way containers share a volume: each process in its own pid
+namespace, with pids the others do not have, against a counting, deliberately slow backend.
+
+Every call is owned whole by one process at a time, so each record arrives once and each
+call in protocol order; a killed owner's calls are taken over at once; an observer writing
+while replays run loses nothing; and ``pipecat-roark replay`` says what is still waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipecat_roark.delivery.spool import ORDER_CALL_ENDED, ORDER_CALL_STARTED, Spool, SpoolRecord
+from tests.delivery.namespaces import PYTHON_PID, in_pid_namespace, pid_of, require_pid_namespaces
+from tests.support.backend import RecordingBackend
+
+CHUNKS = 3
+CALLS = 20
+
+
+@pytest.fixture(autouse=True)
+def _namespaces() -> None:
+    require_pid_namespaces()
+
+
+def slow(backend: RecordingBackend, low: float = 0.05, high: float = 0.15) -> None:
+    """Every request waits 50-150 ms before its answer, as a busy backend would."""
+    rng = random.Random(7)
+    for kind in ("call-started", "call-ended", "presign", "upload"):
+        backend.faults[kind] = lambda _: rng.uniform(low, high)
+
+
+def spool_calls(spool: Spool, url: str, calls: int = CALLS, chunks: int = CHUNKS) -> list[str]:
+    ids = [f"call-{number:02d}" for number in range(calls)]
+    for call_id in ids:
+        event = {"pipecatCallId": call_id, "agentId": "a"}
+        started = json.dumps({**event, "event": "call-started"}).encode()
+        spool.write(SpoolRecord("call-started", call_id, url, ORDER_CALL_STARTED, started))
+        for index in range(chunks):
+            pcm = bytes([index]) * 3200
+            spool.write(SpoolRecord("chunk", call_id, url, index + 1, pcm))
+        ended = json.dumps({**event, "event": "call-ended"}).encode()
+        spool.write(SpoolRecord("call-ended", call_id, url, ORDER_CALL_ENDED, ended))
+    return ids
+
+
+def assert_each_call_whole_and_in_order(
+    backend: RecordingBackend, ids: list[str], chunks: int, *, duplicates_allowed: int = 0
+) -> None:
+    keys = backend.natural_keys()
+    expected = {
+        key
+        for call_id in ids
+        for key in [
+            ("call-started", call_id, None),
+            ("call-ended", call_id, None),
+            *[("upload", call_id, index) for index in range(chunks)],
+        ]
+    }
+    assert set(keys) == expected  # nothing missing, nothing foreign
+    assert len(keys) - len(expected) <= duplicates_allowed, sorted(
+        k for k in set(keys) if keys.count(k) > 1
+    )
+    for call_id in ids:
+        arrived = [kind for kind, call, _ in keys if call == call_id]
+        assert arrived[0] == "call-started", (call_id, arrived)
+        assert arrived[-1] == "call-ended", (call_id, arrived)
+        assert "call-ended" not in arrived[:-1], (call_id, arrived)
+
+
+def replay(first_pid: int, *args: str) -> tuple[str, ...]:
+    return (sys.executable, "-c", PYTHON_PID, "replay", "--api-key", "k", *args)
+
+
+async def start_replay(first_pid: int, *args: str) -> asyncio.subprocess.Process:
+    return await in_pid_namespace(first_pid, *replay(first_pid, *args))
+
+
+async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, bytes]:
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 240)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr
+
+
+async def test_two_replays_in_separate_pid_namespaces_send_each_record_once_in_order(
+    backend: RecordingBackend,
+) -> None:
+    spool = Spool(Path(os.environ["ROARK_SPOOL_DIR"]))
+    ids = spool_calls(spool, backend.url)
+    slow(backend)
+
+    first = await start_replay(1000, "--wait", "120")
+    second = await start_replay(2000, "--wait", "120")
+    results = [await finish(first), await finish(second)]
+
+    assert sorted(pid_of(stderr) for _, _, stderr in results) == [1000, 2000]
+    for status, stdout, stderr in results:
+        assert status == 0, (stdout, stderr.decode()[-2000:])
+        assert "still failing 0" in stdout
+        assert "held by another process 0" in stdout
+    sent = sum(int(stdout.split("sent ", 1)[1].split(",", 1)[0]) for _, stdout, _ in results)
+    assert sent == CALLS * (CHUNKS + 2)
+    assert_each_call_whole_and_in_order(backend, ids, CHUNKS)
+    assert spool.pending() == 0
+    assert spool.call_names() == []
+
+
+async def test_a_replay_killed_midway_is_taken_over_and_a_third_run_finds_the_spool_drained(
+    backend: RecordingBackend,
+) -> None:
+    spool = Spool(Path(os.environ["ROARK_SPOOL_DIR"]))
+    ids = spool_calls(spool, backend.url)
+    slow(backend)
+
+    doomed = await start_replay(1000, "--wait", "120")
+    survivor = await start_replay(2000, "--wait", "120")
+    while len(backend.natural_keys()) < 30:  # both are well under way
+        assert doomed.returncode is None, "the first replay ended before it could be killed"
+        await asyncio.sleep(0.01)
+    doomed.send_signal(signal.SIGKILL)  # unshare --kill-child: the whole namespace dies
+    killed_status, _, _ = await finish(doomed)
+    assert killed_status == -signal.SIGKILL
+    status, stdout, stderr = await finish(survivor)
+    assert status == 0, (stdout, stderr.decode()[-2000:])
+
+    third, stdout, stderr = await finish(await start_replay(3000))
+    assert third == 0, (stdout, stderr.decode()[-2000:])
+    assert stdout.startswith("sent 0, still failing 0, dropped 0, held by another process 0")
+    # At most the one record the killed replay had in flight arrives twice.
+    assert_each_call_whole_and_in_order(backend, ids, CHUNKS, duplicates_allowed=1)
+    assert spool.call_names() == []
+
+
+OBSERVER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pipecat_roark.delivery.delivery import Delivery
+    from pipecat_roark.delivery.retry import DeliveryOptions
+
+    URL, SPOOL, CALLS, CHUNKS = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+    async def call(delivery, number):
+        await asyncio.sleep(0.25 * number)
+        call_id = f"live-{number:02d}"
+        lane = delivery.open_lane(call_id, base_url=URL, api_key="k")
+        lane.call_started({"event": "call-started", "pipecatCallId": call_id, "agentId": "a"})
+        for index in range(CHUNKS):
+            lane.chunk(index, bytes([index % 256]) * 3200)
+            await asyncio.sleep(0.05)
+        lane.call_ended({"event": "call-ended", "pipecatCallId": call_id, "agentId": "a"})
+        assert not await lane.flush(60.0), "every request should have gone to the spool"
+        assert lane.stats.spooled == CHUNKS + 2, lane.stats
+        assert lane.stats.dropped == 0, lane.stats
+
+    async def main():
+        # No request may be held in memory: each goes straight to the spool, as in an
+        # outage past the memory bound.
+        delivery = Delivery(DeliveryOptions(max_pending_requests=0), spool_dir=SPOOL)
+        await asyncio.gather(*(call(delivery, number) for number in range(CALLS)))
+        await delivery.aclose()
+
+    asyncio.run(main())
+    print("written", flush=True)
+    """
+)
+
+
+async def test_an_observer_spooling_while_replays_run_in_other_namespaces_loses_nothing(
+    backend: RecordingBackend,
+) -> None:
+    spool_dir = os.environ["ROARK_SPOOL_DIR"]
+    calls, chunks = 10, 30
+    slow(backend, 0.005, 0.02)
+    observer = await in_pid_namespace(
+        3000,
+        sys.executable,
+        "-c",
+        OBSERVER,
+        backend.url,
+        spool_dir,
+        str(calls),
+        str(chunks),
+    )
+    rounds = 0
+    while observer.returncode is None:
+        rounds += 1
+        status, stdout, stderr = await finish(await start_replay(4000 + rounds, "--allow-pending"))
+        assert status == 0, (stdout, stderr.decode()[-2000:])
+        await asyncio.sleep(0.05)
+    status, out, err = await finish(observer)
+    assert status == 0, err.decode()[-3000:]
+    assert "written" in out
+    status, stdout, stderr = await finish(await start_replay(5000, "--wait", "60"))
+    assert status == 0, (stdout, stderr.decode()[-2000:])
+
+    assert rounds >= 2  # replays really ran while the observer wrote
+    ids = [f"live-{number:02d}" for number in range(calls)]
+    assert_each_call_whole_and_in_order(backend, ids, chunks)
+    assert Spool(Path(spool_dir)).call_names() == []
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pipecat_roark.delivery.spool import SpoolRecord, Spool
+    spool = Spool(sys.argv[1])
+    writer = spool.open_call(sys.argv[2], "still-being-written")
+    body = b'{"event": "call-started", "pipecatCallId": "still-being-written"}'
+    writer.write(SpoolRecord("call-started", "still-being-written", sys.argv[2], 0, body))
+    writer.write(SpoolRecord("chunk", "still-being-written", sys.argv[2], 1, b"\\x01" * 320))
+    print("holding", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+async def test_replay_reports_calls_held_by_a_live_process_and_exits_non_zero(
+    backend: RecordingBackend,
+) -> None:
+    spool_dir = os.environ["ROARK_SPOOL_DIR"]
+    ids = spool_calls(Spool(Path(spool_dir)), backend.url, calls=2)
+    holder = await in_pid_namespace(6000, sys.executable, "-c", HOLDER, spool_dir, backend.url)
+    try:
+        assert holder.stdout is not None
+        assert (await asyncio.wait_for(holder.stdout.readline(), 60)).strip() == b"holding"
+        await asyncio.sleep(1.0)  # the held call's lease has an age to report
+
+        status, stdout, _ = await finish(await start_replay(7000))
+        assert status == 1
+        assert stdout.startswith("sent 10, still failing 0, dropped 0, held by another process 2")
+        assert "2 record(s) of 1 call(s) are held by another live process" in stdout
+        held_for = int(stdout.split("held for up to ", 1)[1].split(" s", 1)[0])
+        assert held_for >= 1
+
+        status, stdout, _ = await finish(await start_replay(7100, "--allow-pending"))
+        assert status == 0
+        assert stdout.startswith("sent 0, still failing 0, dropped 0, held by another process 2")
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+
+    # Its owner is gone: the call is anyone's at once.
+    status, stdout, _ = await finish(await start_replay(7200))
+    assert status == 0
+    assert stdout.startswith("sent 2, still failing 0, dropped 0, held by another process 0")
+    held = [key for key in backend.natural_keys() if key[1] == "still-being-written"]
+    assert held == [
+        ("call-started", "still-being-written", None),
+        ("upload", "still-being-written", 0),
+    ]
+    backend.requests = [r for r in backend.requests if r.call_id != "still-being-written"]
+    assert_each_call_whole_and_in_order(backend, ids, CHUNKS)
