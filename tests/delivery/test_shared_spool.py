@@ -91,15 +91,22 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, bytes]:
     return process.returncode, stdout.decode(), stderr
 
 
-async def test_two_replays_in_separate_pid_namespaces_send_each_record_once_in_order(
+async def two_replays_of_a_full_spool(
     backend: RecordingBackend,
-) -> None:
+) -> tuple[Spool, list[str], tuple[asyncio.subprocess.Process, asyncio.subprocess.Process]]:
+    """A spool of CALLS calls, a slow backend, and two replays on it (pids 1000 and 2000)."""
     spool = Spool(Path(os.environ["ROARK_SPOOL_DIR"]))
     ids = spool_calls(spool, backend.url)
     slow(backend)
-
     first = await start_replay(1000, "--wait", "120")
     second = await start_replay(2000, "--wait", "120")
+    return spool, ids, (first, second)
+
+
+async def test_two_replays_in_separate_pid_namespaces_send_each_record_once_in_order(
+    backend: RecordingBackend,
+) -> None:
+    spool, ids, (first, second) = await two_replays_of_a_full_spool(backend)
     results = [await finish(first), await finish(second)]
 
     assert sorted(pid_of(stderr) for _, _, stderr in results) == [1000, 2000]
@@ -117,12 +124,7 @@ async def test_two_replays_in_separate_pid_namespaces_send_each_record_once_in_o
 async def test_a_replay_killed_midway_is_taken_over_and_a_third_run_finds_the_spool_drained(
     backend: RecordingBackend,
 ) -> None:
-    spool = Spool(Path(os.environ["ROARK_SPOOL_DIR"]))
-    ids = spool_calls(spool, backend.url)
-    slow(backend)
-
-    doomed = await start_replay(1000, "--wait", "120")
-    survivor = await start_replay(2000, "--wait", "120")
+    spool, ids, (doomed, survivor) = await two_replays_of_a_full_spool(backend)
     while len(backend.natural_keys()) < 30:  # both are well under way
         assert doomed.returncode is None, "the first replay ended before it could be killed"
         await asyncio.sleep(0.01)

@@ -115,6 +115,7 @@ async def _replay(
     options = DeliveryOptions()
     total = await asyncio.to_thread(spool.pending)
     bar = _ProgressBar(total)
+    refusing_extensions: set[str] = set()
     async with aiohttp.ClientSession() as session:
 
         def client_for(record_base_url: str) -> BackendClient:
@@ -123,6 +124,7 @@ async def _replay(
                 base_url=base_url or record_base_url,
                 api_key=api_key,
                 timeout=options.request_timeout,
+                refusing_extensions=refusing_extensions,
             )
 
         summary = await replay_spool(

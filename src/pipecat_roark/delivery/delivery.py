@@ -57,6 +57,7 @@ class Delivery:
         self.options = options or DeliveryOptions()
         self._spool_dir = Path(spool_dir) if spool_dir is not None else None
         self._spools: dict[Path, Spool] = {}
+        self._refusing_extensions: set[str] = set()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDelivery] = (
             weakref.WeakKeyDictionary()
         )
@@ -102,7 +103,7 @@ class Delivery:
         loop = asyncio.get_running_loop()
         running = self._loops.get(loop)
         if running is None:
-            running = self._loops[loop] = _LoopDelivery(self.options)
+            running = self._loops[loop] = _LoopDelivery(self.options, self._refusing_extensions)
         return running
 
 
@@ -118,8 +119,9 @@ def default_delivery() -> Delivery:
 class _LoopDelivery:
     """A delivery's parts on one event loop; implements ``lanes.LaneHost``."""
 
-    def __init__(self, options: DeliveryOptions) -> None:
+    def __init__(self, options: DeliveryOptions, refusing_extensions: set[str]) -> None:
         self._options = options
+        self._refusing_extensions = refusing_extensions
         self._upload_slots = asyncio.Semaphore(options.max_parallel_uploads)
         self._queue: asyncio.Queue[Request] = asyncio.Queue(options.queue_size)
         self._session: aiohttp.ClientSession | None = None
@@ -150,6 +152,7 @@ class _LoopDelivery:
             base_url=base_url,
             api_key=api_key,
             timeout=self._options.request_timeout,
+            refusing_extensions=self._refusing_extensions,
         )
 
     def submit(self, request: Request) -> None:
@@ -213,7 +216,14 @@ class _LoopDelivery:
             return
         self._replays[key] = now
         task = asyncio.ensure_future(
-            replay_in_background(lane.spool, lane.base_url, lane.api_key, self._options, lane.stats)
+            replay_in_background(
+                lane.spool,
+                lane.base_url,
+                lane.api_key,
+                self._options,
+                lane.stats,
+                refusing_extensions=self._refusing_extensions,
+            )
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -148,7 +148,13 @@ async def _send_records(
 
 
 async def replay_in_background(
-    spool: Spool, base_url: str, api_key: str, options: DeliveryOptions, stats: DeliveryStats
+    spool: Spool,
+    base_url: str,
+    api_key: str,
+    options: DeliveryOptions,
+    stats: DeliveryStats,
+    *,
+    refusing_extensions: set[str] | None = None,
 ) -> None:
     """An observer's pass over what earlier calls left in the spool for its backend."""
     try:
@@ -157,7 +163,11 @@ async def replay_in_background(
         # Its own session: the delivery's closes as soon as its last call is delivered.
         async with aiohttp.ClientSession() as session:
             client = BackendClient(
-                session, base_url=base_url, api_key=api_key, timeout=options.request_timeout
+                session,
+                base_url=base_url,
+                api_key=api_key,
+                timeout=options.request_timeout,
+                refusing_extensions=refusing_extensions,
             )
             summary = await replay_spool(
                 spool,
