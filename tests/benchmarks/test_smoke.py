@@ -27,6 +27,7 @@ EXPECTED = {
         "| 4 |",
     ],
     "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],
+    "spool_cost": ["| records already spooled |", "replay µs/record", "Ratio large/small"],
     "dashboard_pages": [
         "| calls list (HTML, first 50) |",
         "call page (HTML)",

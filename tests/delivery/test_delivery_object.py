@@ -8,7 +8,7 @@ from pathlib import Path
 from pipecat_roark.delivery.delivery import Delivery, default_delivery
 from pipecat_roark.delivery.retry import Backoff, DeliveryOptions
 from pipecat_roark.delivery.spool import Spool
-from tests.support.backend import RecordingBackend
+from tests.support.backend import RecordingBackend, closed_port_url
 
 
 def started(call_id: str) -> dict[str, str]:
@@ -88,3 +88,55 @@ def test_the_default_delivery_is_built_from_the_documented_defaults_only() -> No
     Delivery(DeliveryOptions(deadline=1.0, max_buffered_bytes=1))  # someone else's options
     assert default_delivery().options == DeliveryOptions()
     assert default_delivery() is default_delivery()
+
+
+async def test_audio_held_in_memory_during_an_outage_stays_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    chunk = b"\x01" * 3200
+    bound = 16 * len(chunk)
+    delivery = Delivery(DeliveryOptions(deadline=0.0, max_buffered_bytes=bound), spool_dir=tmp_path)
+    try:
+        lanes = [
+            delivery.open_lane(f"call-{n}", base_url=closed_port_url(), api_key="k")
+            for n in range(5)
+        ]
+        held = []
+        for lane in lanes:
+            lane.call_started(started(lane.call_id))
+        for index in range(100):  # un-paced: the worker never gets to run in between
+            for lane in lanes:
+                lane.chunk(index, chunk)
+                held.append(sum(each.buffered_bytes for each in lanes))
+        for lane in lanes:
+            lane.call_ended(ended(lane.call_id))
+        results = await asyncio.gather(*(lane.flush(30.0) for lane in lanes))
+    finally:
+        await delivery.aclose()
+
+    assert max(held) <= bound + len(chunk)
+    assert results == [False] * 5
+    assert [lane.stats.spooled for lane in lanes] == [102] * 5
+    assert [lane.stats.dropped for lane in lanes] == [0] * 5
+    assert Spool(tmp_path).pending() == 5 * 102
+
+
+async def test_requests_held_in_memory_during_an_outage_stay_within_the_bound(
+    tmp_path: Path,
+) -> None:
+    delivery = Delivery(DeliveryOptions(deadline=0.0, max_pending_requests=10), spool_dir=tmp_path)
+    try:
+        lane = delivery.open_lane("call", base_url=closed_port_url(), api_key="k")
+        lane.call_started(started("call"))
+        held = []
+        for index in range(200):
+            lane.chunk(index, b"\x01" * 320)
+            held.append(lane.pending_requests)
+        lane.call_ended(ended("call"))
+        assert not await lane.flush(30.0)
+    finally:
+        await delivery.aclose()
+
+    assert max(held) <= 11
+    assert lane.stats.spooled == 202
+    assert Spool(tmp_path).pending() == 202

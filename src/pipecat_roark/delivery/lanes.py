@@ -115,13 +115,13 @@ class CallLane:
 
     @property
     def buffered_bytes(self) -> int:
-        """Audio this call holds in memory, waiting to be sent."""
+        """Audio this call holds in memory, waiting to be sent or written to the spool."""
         return self._buffered
 
     @property
     def pending_requests(self) -> int:
-        """Requests this call holds in memory, waiting to be sent."""
-        return len(self._pending)
+        """Requests this call holds in memory, waiting to be sent or written to the spool."""
+        return len(self._pending) + len(self._to_write)
 
     @property
     def spooling(self) -> bool:
@@ -145,9 +145,18 @@ class CallLane:
             self._spawn(self._deliver_ended(request))
 
     def divert(self, request: Request) -> None:
-        """Memory is full: this request, and the rest of the call, go to the spool."""
+        """Memory is full: this request, and the rest of the call, go to the spool.
+
+        A chunk is written at once, on the caller's path: past the bounds, the call waits
+        for the disk rather than memory growing with the outage. The events (two a call)
+        take the ordinary way, which keeps call-ended behind every chunk.
+        """
         self._spooling = True
-        self.dispatch(request)
+        if request.kind != "chunk":
+            self.dispatch(request)
+            return
+        if self._settle(request):
+            self._write_now(request)
 
     def running_tasks(self) -> list[asyncio.Task[None]]:
         return [task for task in (*self._tasks, self._writing) if task and not task.done()]
@@ -174,12 +183,13 @@ class CallLane:
         self._buffered += len(request.pcm)
         self._host.submit(request)
 
-    def _settle(self, request: Request) -> bool:
-        """Forget a request (sent, rejected, or handed to the spool); False if it was
-        already settled."""
+    def _settle(self, request: Request, *, to_write: bool = False) -> bool:
+        """Forget a request (sent, rejected, or written to the spool); False if it was
+        already settled. One ``to_write`` keeps its bytes counted until it is written."""
         if self._pending.pop(request.order, None) is None:
             return False
-        self._buffered -= len(request.pcm)
+        if not to_write:
+            self._buffered -= len(request.pcm)
         return True
 
     def _spawn(self, coroutine: Awaitable[None]) -> asyncio.Task[None]:
@@ -241,7 +251,7 @@ class CallLane:
     def _to_spool(self, request: Request) -> None:
         """Queue ``request`` for this call's spool writer, which writes in order."""
         self._spooling = True
-        if not self._settle(request):
+        if not self._settle(request, to_write=True):
             return  # already spooled or settled
         self._to_write.append(request)
         if self._writing is None or self._writing.done():
@@ -249,21 +259,39 @@ class CallLane:
 
     async def _write_spooled(self) -> None:
         while self._to_write:
-            request = self._to_write.popleft()
-            if self._writer is None:
-                self._writer = self.spool.open_call(self.base_url, self.call_id)
+            request = self._to_write[0]
+            writer = self._open_writer()
             try:
                 await asyncio.wait_for(
-                    asyncio.to_thread(self._writer.write, request.record()), _SPOOL_WRITE_TIMEOUT
+                    asyncio.to_thread(writer.write, request.record()), _SPOOL_WRITE_TIMEOUT
                 )
             except Exception as exc:
-                self.stats.dropped += 1
-                logger.error(
-                    f"pipecat-roark: {request.label} of call {self.call_id} could not be kept "
-                    f"in the spool at {self.spool.directory}: {exc!r}"
-                )
+                self._lost(request, exc)
             else:
                 self.stats.spooled += 1
+            finally:
+                self._to_write.popleft()
+                self._buffered -= len(request.pcm)
+
+    def _write_now(self, request: Request) -> None:
+        try:
+            self._open_writer().write(request.record())
+        except Exception as exc:
+            self._lost(request, exc)
+        else:
+            self.stats.spooled += 1
+
+    def _open_writer(self) -> CallWriter:
+        if self._writer is None:
+            self._writer = self.spool.open_call(self.base_url, self.call_id)
+        return self._writer
+
+    def _lost(self, request: Request, exc: BaseException) -> None:
+        self.stats.dropped += 1
+        logger.error(
+            f"pipecat-roark: {request.label} of call {self.call_id} could not be kept in the "
+            f"spool at {self.spool.directory}: {exc!r}"
+        )
 
     async def _spool_written(self) -> None:
         while self._writing is not None and not self._writing.done():

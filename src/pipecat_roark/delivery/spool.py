@@ -203,12 +203,16 @@ class Spool:
     # -- writing ------------------------------------------------------------------------
 
     def open_call(self, base_url: str, call_id: str) -> CallWriter:
-        """A writer for one call's records (its folder is made on the first write)."""
-        return CallWriter(self, self._folder_for(base_url, call_id))
+        """A writer for one call's records (its folder is made on the first write). A call
+        is written by one writer, so the spool is not searched for an earlier folder of it
+        (that would cost a listing of every call)."""
+        return CallWriter(self, self._folder_for(base_url, call_id, search=False))
 
     def write(self, record: SpoolRecord) -> Path:
-        """Store one record durably (taking and releasing its call's lock)."""
-        writer = self.open_call(record.base_url, record.call_id)
+        """Store one record durably (taking and releasing its call's lock), in the folder
+        the call already has, if any."""
+        folder = self._folder_for(record.base_url, record.call_id, search=True)
+        writer = CallWriter(self, folder)
         try:
             return writer.write(record)
         finally:
@@ -341,10 +345,10 @@ class Spool:
 
     # -- private --------------------------------------------------------------------------
 
-    def _folder_for(self, base_url: str, call_id: str) -> Path:
+    def _folder_for(self, base_url: str, call_id: str, *, search: bool) -> Path:
         key = hashlib.sha256(f"{base_url}\0{call_id}".encode()).hexdigest()[:32]
         name = self._recent.get(key)
-        if name is None:
+        if name is None and search:
             suffix = "-" + key
             name = next((n for n in self.call_names() if n.endswith(suffix)), None)
         if name is None:
