@@ -248,3 +248,22 @@ def test_backoff_is_capped_full_jitter_and_retry_after_wins() -> None:
         assert 0.0 <= backoff.delay(attempt) <= min(30.0, 0.5 * 2**attempt)
     assert max(backoff.delay(10) for _ in range(200)) > 15.0  # jitter spreads up to the cap
     assert backoff.delay(0, retry_after=7.0) == 7.0
+
+
+def test_calls_spooled_in_the_layout_before_call_locks_are_still_sent(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    a_call(spool, "from-before", chunks=2)
+    (folder,) = [tmp_path / name for name in spool.call_names()]
+    earlier = tmp_path / folder.name.split("-", 1)[1]  # a bare hash, no age
+    folder.rename(earlier)
+    (earlier / ".lock").unlink()
+    chunk = next(earlier.glob("*-chunk.rec"))
+    chunk.rename(chunk.with_name(chunk.name + ".lease-4242-deadbeef"))  # leased by rename
+
+    (lease,) = Spool(tmp_path).lease_calls()
+    assert lease.call_id == "from-before"
+    assert [r.kind for r in lease.records] == ["call-started", "chunk", "chunk", "call-ended"]
+    for path in lease.paths:
+        lease.done(path)
+    lease.close()
+    assert list(tmp_path.iterdir()) == []

@@ -40,7 +40,7 @@ from typing import Any
 
 from loguru import logger
 
-from .call_lock import CallLock, LockHolder, holder_of
+from .call_lock import LOCK_NAME, CallLock, LockHolder, holder_of
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -66,6 +66,10 @@ _SUFFIX = ".rec"
 _TMP = ".tmp-"
 _VERSION = 1
 _CALL_FOLDER = re.compile(r"^\d{13}-[0-9a-f]{32}$")
+_EARLIER_FOLDER = re.compile(r"^[0-9a-f]{32}$")
+"""A call folder of the layout before call locks (no age in its name, leases by rename):
+still read, so that an upgrade loses nothing it had spooled."""
+_EARLIER_LEASE = ".lease-"
 _WRITER_WAIT_SECS = 5.0
 """A writer waits this long at most for a replay that is looking at its brand-new folder."""
 _ROOM_AFTER_DROP = 0.9
@@ -259,7 +263,8 @@ class Spool:
             names = os.listdir(self.directory)
         except FileNotFoundError:
             return []
-        return sorted(name for name in names if _CALL_FOLDER.match(name))
+        earlier = sorted(name for name in names if _EARLIER_FOLDER.match(name))
+        return earlier + sorted(name for name in names if _CALL_FOLDER.match(name))
 
     def lease(
         self, name: str, *, base_url: str | None = None, wait: float = 0.0
@@ -272,8 +277,12 @@ class Spool:
         """
         folder = self.directory / name
         lock = CallLock(folder)
-        if not lock.acquire(create=False, wait=wait):
+        earlier = _EARLIER_FOLDER.match(name) is not None and folder.is_dir()
+        if not lock.acquire(create=earlier, wait=wait):
             if not folder.is_dir():
+                return None
+            if not (folder / LOCK_NAME).exists() and not os.listdir(folder):
+                _remove_empty(folder)  # its owner stopped between removing its lock and it
                 return None
             return BusyCall(name, _count_records(folder), holder_of(folder))
         paths, records = self._read_call(folder)
@@ -376,6 +385,10 @@ class Spool:
                 path.unlink(missing_ok=True)
                 torn += 1
                 continue
+            if _SUFFIX + _EARLIER_LEASE in name:  # leased by rename before an upgrade
+                name = name.split(_EARLIER_LEASE, 1)[0]
+                os.replace(path, folder / name)
+                path = folder / name
             if not name.endswith(_SUFFIX):
                 continue
             record = self._read(path)
@@ -493,6 +506,13 @@ def _record_paths(folder: Path) -> list[Path]:
     except FileNotFoundError:
         return []
     return [folder / name for name in names if name.endswith(_SUFFIX)]
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def _count_records(folder: Path) -> int:
