@@ -15,12 +15,18 @@ import random
 import signal
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pipecat_roark.delivery.spool import ORDER_CALL_ENDED, ORDER_CALL_STARTED, Spool, SpoolRecord
+from pipecat_roark.server.embed import ensure_project_key, serve_in_background
+from pipecat_roark.server.settings import ServerSettings
+from tests.delivery.counting_proxy import CountingProxy
 from tests.delivery.namespaces import PYTHON_PID, in_pid_namespace, pid_of, require_pid_namespaces
+from tests.server import harness
 from tests.support.backend import RecordingBackend
 
 CHUNKS = 3
@@ -40,23 +46,30 @@ def slow(backend: RecordingBackend, low: float = 0.05, high: float = 0.15) -> No
 
 
 def spool_calls(spool: Spool, url: str, calls: int = CALLS, chunks: int = CHUNKS) -> list[str]:
+    """``calls`` whole calls, as an outage leaves them: bodies a real server accepts."""
     ids = [f"call-{number:02d}" for number in range(calls)]
     for call_id in ids:
-        event = {"pipecatCallId": call_id, "agentId": "a"}
-        started = json.dumps({**event, "event": "call-started"}).encode()
-        spool.write(SpoolRecord("call-started", call_id, url, ORDER_CALL_STARTED, started))
+        body = json.dumps(harness.started(call_id)).encode()
+        spool.write(SpoolRecord("call-started", call_id, url, ORDER_CALL_STARTED, body))
         for index in range(chunks):
-            pcm = bytes([index]) * 3200
-            spool.write(SpoolRecord("chunk", call_id, url, index + 1, pcm))
-        ended = json.dumps({**event, "event": "call-ended"}).encode()
-        spool.write(SpoolRecord("call-ended", call_id, url, ORDER_CALL_ENDED, ended))
+            spool.write(SpoolRecord("chunk", call_id, url, index + 1, chunk_pcm(call_id, index)))
+        body = json.dumps(harness.ended(call_id)).encode()
+        spool.write(SpoolRecord("call-ended", call_id, url, ORDER_CALL_ENDED, body))
     return ids
 
 
+def chunk_pcm(call_id: str, index: int) -> bytes:
+    return harness.pcm(3200, seed=int(call_id.rsplit("-", 1)[1]) * 10 + index)
+
+
 def assert_each_call_whole_and_in_order(
-    backend: RecordingBackend, ids: list[str], chunks: int, *, duplicates_allowed: int = 0
+    keys: Sequence[tuple[str, str | None, int | None]],
+    ids: list[str],
+    chunks: int,
+    *,
+    duplicates_allowed: int = 0,
 ) -> None:
-    keys = backend.natural_keys()
+    """``keys``: what the backend accepted, in the order it arrived."""
     expected = {
         key
         for call_id in ids
@@ -73,16 +86,17 @@ def assert_each_call_whole_and_in_order(
     for call_id in ids:
         arrived = [kind for kind, call, _ in keys if call == call_id]
         assert arrived[0] == "call-started", (call_id, arrived)
-        assert arrived[-1] == "call-ended", (call_id, arrived)
-        assert "call-ended" not in arrived[:-1], (call_id, arrived)
+        # call-ended after every chunk (twice only if it was the request in flight at a kill)
+        first_end = arrived.index("call-ended")
+        assert set(arrived[first_end:]) == {"call-ended"}, (call_id, arrived)
 
 
-def replay(first_pid: int, *args: str) -> tuple[str, ...]:
-    return (sys.executable, "-c", PYTHON_PID, "replay", "--api-key", "k", *args)
-
-
-async def start_replay(first_pid: int, *args: str) -> asyncio.subprocess.Process:
-    return await in_pid_namespace(first_pid, *replay(first_pid, *args))
+async def start_replay(
+    first_pid: int, *args: str, api_key: str = "k"
+) -> asyncio.subprocess.Process:
+    """``pipecat-roark replay`` as pid ``first_pid`` of a new pid namespace."""
+    command = (sys.executable, "-c", PYTHON_PID, "replay", "--api-key", api_key, *args)
+    return await in_pid_namespace(first_pid, *command)
 
 
 async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, bytes]:
@@ -116,7 +130,7 @@ async def test_two_replays_in_separate_pid_namespaces_send_each_record_once_in_o
         assert "held by another process 0" in stdout
     sent = sum(int(stdout.split("sent ", 1)[1].split(",", 1)[0]) for _, stdout, _ in results)
     assert sent == CALLS * (CHUNKS + 2)
-    assert_each_call_whole_and_in_order(backend, ids, CHUNKS)
+    assert_each_call_whole_and_in_order(backend.natural_keys(), ids, CHUNKS)
     assert spool.pending() == 0
     assert spool.call_names() == []
 
@@ -138,7 +152,7 @@ async def test_a_replay_killed_midway_is_taken_over_and_a_third_run_finds_the_sp
     assert third == 0, (stdout, stderr.decode()[-2000:])
     assert stdout.startswith("sent 0, still failing 0, dropped 0, held by another process 0")
     # At most the one record the killed replay had in flight arrives twice.
-    assert_each_call_whole_and_in_order(backend, ids, CHUNKS, duplicates_allowed=1)
+    assert_each_call_whole_and_in_order(backend.natural_keys(), ids, CHUNKS, duplicates_allowed=1)
     assert spool.call_names() == []
 
 
@@ -206,7 +220,7 @@ async def test_an_observer_spooling_while_replays_run_in_other_namespaces_loses_
 
     assert rounds >= 2  # replays really ran while the observer wrote
     ids = [f"live-{number:02d}" for number in range(calls)]
-    assert_each_call_whole_and_in_order(backend, ids, chunks)
+    assert_each_call_whole_and_in_order(backend.natural_keys(), ids, chunks)
     assert Spool(Path(spool_dir)).call_names() == []
 
 
@@ -260,4 +274,60 @@ async def test_replay_reports_calls_held_by_a_live_process_and_exits_non_zero(
         ("upload", "still-being-written", 0),
     ]
     backend.requests = [r for r in backend.requests if r.call_id != "still-being-written"]
-    assert_each_call_whole_and_in_order(backend, ids, CHUNKS)
+    assert_each_call_whole_and_in_order(backend.natural_keys(), ids, CHUNKS)
+
+
+async def test_two_replays_in_separate_pid_namespaces_fill_a_real_server_with_whole_calls(
+    tmp_path: Path,
+) -> None:
+    proxy = CountingProxy()  # slow and counting, in front of a real `serve`
+    proxy_url = await proxy.start()
+    settings = ServerSettings(
+        data_dir=tmp_path / "data", worker_poll_interval=0.05, public_url=proxy_url
+    )
+    key = await ensure_project_key(settings, "acme")
+    try:
+        async with serve_in_background(settings) as serve_url:
+            proxy.target = serve_url
+            ids = spool_calls(Spool(Path(os.environ["ROARK_SPOOL_DIR"])), proxy_url)
+            replays = [
+                await start_replay(pid, "--wait", "120", api_key=key) for pid in (1000, 2000)
+            ]
+            for process in replays:
+                status, stdout, stderr = await finish(process)
+                assert status == 0, (stdout, stderr.decode()[-2000:])
+
+            assert_each_call_whole_and_in_order(proxy.accepted, ids, CHUNKS)
+            stored = await stored_recordings(serve_url, key, ids)
+    finally:
+        await proxy.stop()
+    for call_id in ids:  # the server holds every call whole, sample for sample
+        expected = b"".join(chunk_pcm(call_id, index) for index in range(CHUNKS))
+        assert stored[call_id] == expected, call_id
+
+
+async def stored_recordings(base_url: str, key: str, ids: list[str]) -> dict[str, bytes]:
+    """Each call's stitched recording, as the server's REST API serves it."""
+    found: dict[str, bytes] = {}
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, follow_redirects=True
+    ) as client:
+        for _ in range(600):
+            listing = (await client.get("/v1/call", params={"limit": 100})).json()["data"]
+            ready = {
+                call["externalId"]: call
+                for call in listing
+                if call["recordingUrlAccess"] == "AVAILABLE"
+            }
+            if set(ids) <= ready.keys():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"not stitched in time: {set(ids) - ready.keys()}")
+        for call_id in ids:
+            recording = await client.get(ready[call_id]["recordingUrl"])
+            assert recording.status_code == 200
+            rate, channels, frames = harness.wav_frames(recording.content)
+            assert (rate, channels) == (16000, 2)
+            found[call_id] = frames
+    return found
