@@ -34,7 +34,10 @@ from .replay import replay_in_background
 from .retry import DeliveryOptions
 from .spool import Spool, default_spool_dir
 
-__all__ = ["Delivery", "default_delivery"]
+__all__ = ["DEFAULT_FLUSH_TIMEOUT", "Delivery", "default_delivery"]
+
+DEFAULT_FLUSH_TIMEOUT = 10.0
+"""Seconds the end of a call waits for its delivery by default; the rest waits in the spool."""
 
 
 class Delivery:

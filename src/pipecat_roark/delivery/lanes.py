@@ -272,6 +272,8 @@ class CallLane:
             finally:
                 self._to_write.popleft()
                 self._buffered -= len(request.pcm)
+        if self._finished.is_set():  # a straggler after the end: let replays have the call
+            await asyncio.to_thread(self.close_writer)
 
     def _write_now(self, request: Request) -> None:
         try:
@@ -280,6 +282,8 @@ class CallLane:
             self._lost(request, exc)
         else:
             self.stats.spooled += 1
+        if self._finished.is_set():  # a straggler after the end: let replays have the call
+            self.close_writer()
 
     def _open_writer(self) -> CallWriter:
         if self._writer is None:

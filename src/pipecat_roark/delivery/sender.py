@@ -3,7 +3,7 @@
 ``Sender.for_running_loop(options)`` gives one ``Delivery`` per event loop, made with the
 first caller's options: exactly the shared, first-caller-wins state ``Delivery`` replaces.
 New code passes a ``Delivery`` (or uses ``default_delivery()``); this module goes away when
-the observer does.
+the observer takes a ``Delivery``.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from .delivery import Delivery
+from .delivery import DEFAULT_FLUSH_TIMEOUT, Delivery
 from .lanes import CallLane
 from .retry import DeliveryOptions, DeliveryStats
 
 __all__ = ["DEFAULT_FLUSH_TIMEOUT", "CallLane", "DeliveryOptions", "DeliveryStats", "Sender"]
-
-DEFAULT_FLUSH_TIMEOUT = 10.0
 
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Delivery] = (
     weakref.WeakKeyDictionary()
