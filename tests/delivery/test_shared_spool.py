@@ -233,13 +233,14 @@ HOLDER = textwrap.dedent(
     body = b'{"event": "call-started", "pipecatCallId": "still-being-written"}'
     writer.write(SpoolRecord("call-started", "still-being-written", sys.argv[2], 0, body))
     writer.write(SpoolRecord("chunk", "still-being-written", sys.argv[2], 1, b"\\x01" * 320))
+    (writer.folder / ".tmp-halfway").write_bytes(b"half a record")  # a write under way
     print("holding", flush=True)
     time.sleep(600)
     """
 )
 
 
-async def test_replay_reports_calls_held_by_a_live_process_and_exits_non_zero(
+async def test_replay_reports_calls_held_by_a_live_process_and_leaves_its_writes_alone(
     backend: RecordingBackend,
 ) -> None:
     spool_dir = os.environ["ROARK_SPOOL_DIR"]
@@ -260,6 +261,8 @@ async def test_replay_reports_calls_held_by_a_live_process_and_exits_non_zero(
         status, stdout, _ = await finish(await start_replay(7100, "--allow-pending"))
         assert status == 0
         assert stdout.startswith("sent 0, still failing 0, dropped 0, held by another process 2")
+        # Another namespace's half-written record is not anyone else's to delete.
+        assert len(list(Path(spool_dir).glob("*/.tmp-halfway"))) == 1
     finally:
         holder.send_signal(signal.SIGKILL)
         await holder.wait()
@@ -268,6 +271,7 @@ async def test_replay_reports_calls_held_by_a_live_process_and_exits_non_zero(
     status, stdout, _ = await finish(await start_replay(7200))
     assert status == 0
     assert stdout.startswith("sent 2, still failing 0, dropped 0, held by another process 0")
+    assert list(Path(spool_dir).iterdir()) == []  # its owner died: the half record went too
     held = [key for key in backend.natural_keys() if key[1] == "still-being-written"]
     assert held == [
         ("call-started", "still-being-written", None),
