@@ -14,7 +14,13 @@ import pytest
 
 from pipecat_roark.delivery.client import parse_retry_after
 from pipecat_roark.delivery.retry import Backoff
-from pipecat_roark.delivery.spool import ORDER_CALL_ENDED, ORDER_CALL_STARTED, Spool, SpoolRecord
+from pipecat_roark.delivery.spool import (
+    ORDER_CALL_ENDED,
+    ORDER_CALL_STARTED,
+    Lease,
+    Spool,
+    SpoolRecord,
+)
 from tests.conftest import LogCapture
 
 URL = "http://127.0.0.1:9"
@@ -50,14 +56,15 @@ def test_a_leased_call_comes_back_in_protocol_order(tmp_path: Path) -> None:
     assert all("call#1" not in str(p) for p in lease.paths)
 
 
-def test_a_leased_record_is_not_leased_again_until_released(tmp_path: Path) -> None:
+def test_a_leased_call_is_not_leased_again_until_closed(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     a_call(spool, "c1")
     (lease,) = spool.lease_calls()
-    assert list(spool.lease_calls()) == []
-    spool.release(lease.paths[0])
+    assert spool.lease_calls() == []  # the lock holds even for another open in this process
+    lease.done(lease.paths[0])
+    lease.close()
     (again,) = spool.lease_calls()
-    assert [r.kind for r in again.records] == ["call-started"]
+    assert [r.kind for r in again.records] == ["chunk", "chunk", "call-ended"]
 
 
 def test_done_records_leave_the_spool(tmp_path: Path) -> None:
@@ -65,9 +72,24 @@ def test_done_records_leave_the_spool(tmp_path: Path) -> None:
     a_call(spool, "c1")
     (lease,) = spool.lease_calls()
     for path in lease.paths:
-        spool.done(path)
+        lease.done(path)
+    lease.close()
     assert spool.pending() == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_call_folders_sort_oldest_first_without_opening_a_file(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for number in range(3):
+        spool.write(record(f"call-{number}", "call-started", ORDER_CALL_STARTED))
+        time.sleep(0.002)  # distinct millisecond stamps in the folder names
+    calls = []
+    for name in spool.call_names():
+        lease = spool.lease(name)
+        assert isinstance(lease, Lease)
+        calls.append(lease.call_id)
+        lease.close()
+    assert calls == ["call-0", "call-1", "call-2"]
 
 
 def test_records_of_another_backend_are_left_alone(tmp_path: Path) -> None:
@@ -123,13 +145,39 @@ def test_records_older_than_the_age_cap_are_dropped(tmp_path: Path, logs: LogCap
     assert logs.matching("older than")
 
 
-def test_a_lease_of_a_dead_process_is_taken_back(tmp_path: Path) -> None:
-    spool = Spool(tmp_path)
-    a_call(spool, "c1", chunks=0)
-    for path in list(tmp_path.rglob("*.rec")):
-        path.rename(path.with_name(path.name + ".lease-999999-deadbeef"))
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {src!r})
+    from pipecat_roark.delivery.spool import Spool
+    spool = Spool({directory!r})
     (lease,) = spool.lease_calls()
-    assert [r.kind for r in lease.records] == ["call-started", "call-ended"]
+    print("holding", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_call_held_by_a_killed_process_is_taken_at_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    a_call(spool, "c1", chunks=1)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(src=str(REPO / "src"), directory=str(tmp_path))],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"holding"
+        (busy,) = spool.busy()
+        assert busy.records == 3
+        assert busy.holder is not None
+        assert busy.holder.pid == process.pid
+        assert spool.lease_calls() == []
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    (lease,) = spool.lease_calls()  # no expiry to wait for: the kernel dropped the lock
+    assert [r.kind for r in lease.records] == ["call-started", "chunk", "call-ended"]
 
 
 WRITER = textwrap.dedent(
@@ -200,3 +248,22 @@ def test_backoff_is_capped_full_jitter_and_retry_after_wins() -> None:
         assert 0.0 <= backoff.delay(attempt) <= min(30.0, 0.5 * 2**attempt)
     assert max(backoff.delay(10) for _ in range(200)) > 15.0  # jitter spreads up to the cap
     assert backoff.delay(0, retry_after=7.0) == 7.0
+
+
+def test_calls_spooled_in_the_layout_before_call_locks_are_still_sent(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    a_call(spool, "from-before", chunks=2)
+    (folder,) = [tmp_path / name for name in spool.call_names()]
+    earlier = tmp_path / folder.name.split("-", 1)[1]  # a bare hash, no age
+    folder.rename(earlier)
+    (earlier / ".lock").unlink()
+    chunk = next(earlier.glob("*-chunk.rec"))
+    chunk.rename(chunk.with_name(chunk.name + ".lease-4242-deadbeef"))  # leased by rename
+
+    (lease,) = Spool(tmp_path).lease_calls()
+    assert lease.call_id == "from-before"
+    assert [r.kind for r in lease.records] == ["call-started", "chunk", "chunk", "call-ended"]
+    for path in lease.paths:
+        lease.done(path)
+    lease.close()
+    assert list(tmp_path.iterdir()) == []

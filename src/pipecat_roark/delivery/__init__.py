@@ -1,7 +1,9 @@
 """Getting every request of every call to the backend, exactly once as the backend sees it.
 
-``client`` (the three HTTP requests), ``retry`` (how a request is tried), ``sender`` (the
-background sender and per-call lanes), ``spool`` (the durable outbox), ``replay`` (sending
-what the spool holds) and ``cli`` (``pipecat-roark replay``). Nothing is imported here, so
-the command line stays light.
+``delivery`` (the ``Delivery`` object: session, queue, lanes, spool, background replay),
+``lanes`` (one call's requests in protocol order), ``client`` (the three HTTP requests),
+``retry`` (how a request is tried, and the options), ``spool`` (the durable outbox),
+``call_lock`` (one owner per spooled call), ``replay`` (sending what the spool holds),
+``cli`` (``pipecat-roark replay``) and ``sender`` (the entry points the observer used
+before ``Delivery``). Nothing is imported here, so the command line stays light.
 """

@@ -6,6 +6,7 @@ Only the standard library at import time (the CLI builds every parser at startup
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from typing import Any
@@ -20,8 +21,10 @@ def add_parsers(subparsers: Any) -> None:
         description=(
             "Sends every request kept in the spool, call by call in protocol order, and "
             "removes each one the backend accepts. Records go to the backend they were "
-            "meant for unless --base-url says otherwise. Safe to run while observers run: "
-            "a record is only ever sent by one process at a time."
+            "meant for unless --base-url says otherwise. Safe to run while observers and "
+            "other replays run, in other containers too: each call is sent whole by one "
+            "process at a time, under a file lock. Exits 1 while anything is still waiting "
+            "(failing, or held by another process) unless --allow-pending is given."
         ),
     )
     parser.add_argument(
@@ -36,11 +39,26 @@ def add_parsers(subparsers: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would be sent; send nothing"
     )
+    parser.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "wait up to this long for calls another process holds (an observer still "
+            "writing them, another replay sending them); if their owner stops, send them "
+            "(default: 0, report them and do not wait)"
+        ),
+    )
+    parser.add_argument(
+        "--allow-pending",
+        action="store_true",
+        help="exit 0 even if records are still waiting when the pass ends",
+    )
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import asyncio
     from pathlib import Path
 
     from .spool import Spool, default_spool_dir
@@ -55,7 +73,19 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return asyncio.run(_replay(spool, api_key.strip(), args.base_url))
+    return asyncio.run(
+        _replay(spool, api_key.strip(), args.base_url, args.wait, args.allow_pending)
+    )
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {value!r}")
+    return seconds
 
 
 def _dry_run(spool: Any) -> int:
@@ -73,7 +103,9 @@ def _dry_run(spool: Any) -> int:
     return 0
 
 
-async def _replay(spool: Any, api_key: str, base_url: str | None) -> int:
+async def _replay(
+    spool: Any, api_key: str, base_url: str | None, wait: float, allow_pending: bool
+) -> int:
     import aiohttp
 
     from .client import BackendClient
@@ -81,8 +113,9 @@ async def _replay(spool: Any, api_key: str, base_url: str | None) -> int:
     from .retry import DeliveryOptions
 
     options = DeliveryOptions()
-    total = len(spool.inventory())
+    total = await asyncio.to_thread(spool.pending)
     bar = _ProgressBar(total)
+    refusing_extensions: set[str] = set()
     async with aiohttp.ClientSession() as session:
 
         def client_for(record_base_url: str) -> BackendClient:
@@ -91,14 +124,26 @@ async def _replay(spool: Any, api_key: str, base_url: str | None) -> int:
                 base_url=base_url or record_base_url,
                 api_key=api_key,
                 timeout=options.request_timeout,
+                refusing_extensions=refusing_extensions,
             )
 
-        summary = await replay_spool(spool, client_for, options, progress=bar.advance)
+        summary = await replay_spool(
+            spool, client_for, options, progress=bar.advance, wait_for_busy=wait
+        )
     bar.close()
     print(
-        f"sent {summary.sent}, still failing {summary.still_failing}, dropped {summary.dropped} "
-        f"({summary.calls} call(s); spool: {spool.directory})"
+        f"sent {summary.sent}, still failing {summary.still_failing}, dropped {summary.dropped}, "
+        f"held by another process {summary.busy_records} "
+        f"({summary.calls} call(s) sent from; spool: {spool.directory})"
     )
+    if summary.busy:
+        ages = [age for age in (call.age() for call in summary.busy) if age is not None]
+        oldest = f", held for up to {max(ages):.0f} s" if ages else ""
+        print(
+            f"  {summary.busy_records} record(s) of {len(summary.busy)} call(s) are held by "
+            f"another live process (an observer still writing them, or another replay)"
+            f"{oldest}; run again later, or pass --wait SECONDS"
+        )
     for error in summary.errors:
         print(f"  rejected: {error}")
     if summary.auth_refused:
@@ -107,7 +152,9 @@ async def _replay(spool: Any, api_key: str, base_url: str | None) -> int:
             "and run `pipecat-roark replay` again; nothing was dropped",
             file=sys.stderr,
         )
-    return 0 if summary.still_failing == 0 else 1
+    if summary.waiting and not allow_pending:
+        return 1
+    return 0
 
 
 class _ProgressBar:

@@ -11,7 +11,7 @@ import asyncio
 import email.utils
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 from loguru import logger
@@ -72,10 +72,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class BackendClient:
-    """Talks to one backend with one API key over a shared aiohttp session."""
+    """Talks to one backend with one API key over a shared aiohttp session.
 
-    # Backends that answered 400/422 to call-ended's extension fields, for this process.
-    _refuse_extensions: ClassVar[set[str]] = set()
+    ``refusing_extensions`` is the set of backends known to refuse call-ended's extension
+    fields; clients of one delivery share theirs, so a backend is asked once.
+    """
 
     def __init__(
         self,
@@ -84,7 +85,9 @@ class BackendClient:
         base_url: str,
         api_key: str,
         timeout: float,
+        refusing_extensions: set[str] | None = None,
     ) -> None:
+        self._refuse_extensions = set() if refusing_extensions is None else refusing_extensions
         self._session = session
         self._base_url = base_url.rstrip("/")
         self._headers = {API_KEY_HEADER: api_key, "authorization": f"Bearer {api_key}"}
@@ -99,7 +102,7 @@ class BackendClient:
 
     async def post_call_ended(self, body: dict[str, Any]) -> None:
         """Post call-ended; a backend that refuses this project's extension fields gets it
-        again without them, and keeps getting it without them for the rest of the process,
+        again without them, and keeps getting it without them from this client's delivery,
         so a call is never lost for the sake of its metrics."""
         if self._base_url in self._refuse_extensions:
             body = without_extensions(body)

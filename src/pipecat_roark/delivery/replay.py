@@ -1,27 +1,26 @@
 """Sending what waits in the spool: in the background of any observer, or from the CLI.
 
-Records are taken call by call (leased by rename, see ``spool.py``) and sent in protocol
-order. A record leaves the spool only after a 2xx (or a rejection no retry can fix); a
-call whose records cannot be sent now is given back whole, and a refused API key stops
-the pass, so nothing is lost and nothing is sent twice at once.
+A pass takes the spool call by call, each under its call lock (``call_lock.py``), and sends
+its records in protocol order. A record leaves the spool only after a 2xx (or a rejection
+no retry can fix); a call whose records cannot be sent now keeps the rest in place, and a
+refused API key stops the pass, so nothing is lost and no two processes send one call.
+Calls another process holds are reported with their owner's age, and can be waited for:
+if their owner dies, its lock goes with it and the pass takes them over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import aiohttp
 from loguru import logger
 
 from .client import BackendClient, DeliveryError
 from .retry import DeliveryOptions, DeliveryStats, FailureLog, attempt
-from .spool import Lease, Spool, SpoolRecord
-
-if TYPE_CHECKING:
-    from .sender import Sender
+from .spool import BusyCall, Lease, Spool, SpoolRecord
 
 __all__ = ["ReplaySummary", "replay_in_background", "replay_spool"]
 
@@ -38,6 +37,17 @@ class ReplaySummary:
     calls: int = 0
     auth_refused: bool = False
     errors: list[str] = field(default_factory=list)
+    busy: list[BusyCall] = field(default_factory=list)
+    """Calls another live owner still held when the pass ended."""
+
+    @property
+    def busy_records(self) -> int:
+        return sum(call.records for call in self.busy)
+
+    @property
+    def waiting(self) -> int:
+        """Records still in the spool after the pass, for whatever reason."""
+        return self.still_failing + self.busy_records
 
 
 async def replay_spool(
@@ -48,29 +58,59 @@ async def replay_spool(
     base_url: str | None = None,
     deadline: float | None = None,
     progress: Progress | None = None,
+    wait_for_busy: float = 0.0,
 ) -> ReplaySummary:
-    """One pass over the spool: every call this process can lease, in order.
+    """One pass over the spool: every call this process can take, oldest first.
 
     ``client_for(record_base_url)`` gives the client to send a call's records with (the
     CLI can point every record at another backend); ``base_url`` limits the pass to
-    records meant for that backend.
+    records meant for that backend. Calls held by another owner are tried again at the end,
+    waiting up to ``wait_for_busy`` seconds in all for their owners to let go.
     """
     summary = ReplaySummary()
-    leases = await asyncio.to_thread(lambda: list(spool.lease_calls(base_url)))
-    for lease in leases:
+    names = await asyncio.to_thread(spool.call_names)
+    busy: list[str] = []
+    for name in names:
         if summary.auth_refused:
-            await asyncio.to_thread(_release_all, spool, lease, 0)
-            summary.still_failing += len(lease.records)
+            summary.still_failing += await asyncio.to_thread(spool.count_records, name)
             continue
-        summary.calls += 1
-        await _send_call(spool, lease, client_for(lease.base_url), options, deadline, summary)
-        if progress is not None:
-            progress(len(lease.records))
+        taken = await asyncio.to_thread(spool.lease, name, base_url=base_url)
+        if isinstance(taken, BusyCall):
+            busy.append(name)
+        elif taken is not None:
+            await _send_call(taken, client_for, options, deadline, summary, progress)
+    until = time.monotonic() + wait_for_busy
+    for name in busy:
+        wait = max(0.0, until - time.monotonic())
+        taken = await asyncio.to_thread(spool.lease, name, base_url=base_url, wait=wait)
+        if isinstance(taken, BusyCall):
+            summary.busy.append(taken)
+        elif taken is not None and summary.auth_refused:
+            summary.still_failing += len(taken.records)
+            await asyncio.to_thread(taken.close)
+        elif taken is not None:
+            await _send_call(taken, client_for, options, deadline, summary, progress)
     return summary
 
 
 async def _send_call(
-    spool: Spool,
+    lease: Lease,
+    client_for: Callable[[str], BackendClient],
+    options: DeliveryOptions,
+    deadline: float | None,
+    summary: ReplaySummary,
+    progress: Progress | None,
+) -> None:
+    summary.calls += 1
+    try:
+        await _send_records(lease, client_for(lease.base_url), options, deadline, summary)
+    finally:
+        await asyncio.to_thread(lease.close)
+    if progress is not None:
+        progress(len(lease.records))
+
+
+async def _send_records(
     lease: Lease,
     client: BackendClient,
     options: DeliveryOptions,
@@ -86,18 +126,17 @@ async def _send_call(
         )
         if outcome == "sent":
             summary.sent += 1
-            await asyncio.to_thread(spool.done, path)
+            await asyncio.to_thread(lease.done, path)
             continue
         assert error is not None
         if outcome == "rejected":
             summary.dropped += 1
             summary.errors.append(f"{record.kind} of call {record.call_id}: {error}")
             log(error, what, "rejected")
-            await asyncio.to_thread(spool.done, path)
+            await asyncio.to_thread(lease.done, path)
             continue
-        # Keep the call's order: give back this record and every later one.
+        # Keep the call's order: this record and every later one stay for a later pass.
         summary.still_failing += len(lease.records) - index
-        await asyncio.to_thread(_release_all, spool, lease, index)
         if error.is_auth:
             summary.auth_refused = True
             logger.warning(
@@ -109,21 +148,31 @@ async def _send_call(
 
 
 async def replay_in_background(
-    sender: Sender, spool: Spool, base_url: str, api_key: str, stats: DeliveryStats
+    spool: Spool,
+    base_url: str,
+    api_key: str,
+    options: DeliveryOptions,
+    stats: DeliveryStats,
+    *,
+    refusing_extensions: set[str] | None = None,
 ) -> None:
     """An observer's pass over what earlier calls left in the spool for its backend."""
     try:
-        if not await asyncio.to_thread(spool.pending, base_url):
+        if not await asyncio.to_thread(spool.call_names):
             return
-        # Its own session: the sender's closes as soon as its last call is delivered.
+        # Its own session: the delivery's closes as soon as its last call is delivered.
         async with aiohttp.ClientSession() as session:
             client = BackendClient(
-                session, base_url=base_url, api_key=api_key, timeout=sender.options.request_timeout
+                session,
+                base_url=base_url,
+                api_key=api_key,
+                timeout=options.request_timeout,
+                refusing_extensions=refusing_extensions,
             )
             summary = await replay_spool(
                 spool,
                 lambda _: client,
-                sender.options,
+                options,
                 base_url=base_url,
                 deadline=_BACKGROUND_DEADLINE,
             )
@@ -150,8 +199,3 @@ def _sender_of(client: BackendClient, record: SpoolRecord) -> Callable[[], Await
 
 def _bind(log: FailureLog, what: str) -> Callable[[DeliveryError, str], None]:
     return lambda exc, how: log(exc, what, how)
-
-
-def _release_all(spool: Spool, lease: Lease, start: int) -> None:
-    for path in lease.paths[start:]:
-        spool.release(path)

@@ -45,6 +45,9 @@ class DeliveryOptions:
     queue_size: int = 1024
     max_buffered_bytes: int = 64 << 20
     """Audio held in memory waiting to be sent; beyond it, chunks go to the spool."""
+    max_pending_requests: int = 4096
+    """Requests of all calls held in memory waiting to be sent (each one at most one task);
+    beyond it, requests go to the spool."""
     replay_interval: float = 60.0
     """Least time between two background passes over the spool."""
     backoff: Backoff = field(default_factory=Backoff)
