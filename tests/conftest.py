@@ -51,11 +51,9 @@ def logs() -> Iterator[LogCapture]:
 async def _close_the_sender() -> AsyncIterator[None]:
     """Each test's event loop ends with its sender closed, as a process would at exit."""
     yield
-    from pipecat_roark.delivery.sender import Sender
+    from pipecat_roark.delivery.delivery import default_delivery
 
-    sender = Sender.existing()
-    if sender is not None:
-        await sender.aclose()
+    await default_delivery().aclose()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pipecat.frames.frames import (
 )
 
 from pipecat_roark import RoarkObserver
-from pipecat_roark.delivery.sender import Sender
+from pipecat_roark.delivery.delivery import default_delivery
 from tests.support.pipeline import CallScript, Capture, run_call
 
 CUT_WORDS = ["Dogs", "are", "welcome", "on", "the", "terrace", "every", "evening."]
@@ -62,7 +62,5 @@ async def observed_call(base_url: str, key: str, *, agent_id: str = "booking-bot
     try:
         await run_call([observer], call, after_output=[observer.audio_processor, after], speed=4.0)
     finally:
-        sender = Sender.existing()
-        if sender is not None:
-            await sender.aclose()
+        await default_delivery().aclose()
     return str(observer.pipecat_call_id)

@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipecat_roark import RoarkObserver
+from pipecat_roark.delivery.delivery import Delivery
 from pipecat_roark.delivery.replay import replay_spool
 from pipecat_roark.delivery.retry import Backoff, DeliveryOptions
-from pipecat_roark.delivery.sender import Sender
 from pipecat_roark.delivery.spool import Spool
 from tests.conftest import LogCapture
 from tests.observer.helpers import assert_protocol, roles_and_texts
@@ -90,8 +90,10 @@ async def test_a_call_made_while_the_backend_is_down_is_delivered_by_replay(
     logs: LogCapture,
 ) -> None:
     url = closed_port_url()
-    Sender.for_running_loop(FAST)
-    observer = RoarkObserver(api_key="k", agent_id="a", base_url=url, flush_timeout=0.5)
+    delivery = Delivery(FAST)
+    observer = RoarkObserver(
+        delivery=delivery, api_key="k", agent_id="a", base_url=url, flush_timeout=0.5
+    )
     recorded = RecordedAudio(observer)
     await run_call([observer], a_call, after_output=[observer.audio_processor], speed=10.0)
     stats = observer.delivery_stats
@@ -124,9 +126,11 @@ async def test_a_call_made_while_the_backend_is_down_is_delivered_by_replay(
 
 
 async def test_the_next_observer_drains_the_spool_in_the_background() -> None:
-    Sender.for_running_loop(FAST)
+    delivery = Delivery(FAST)
     url = closed_port_url()
-    first = RoarkObserver(api_key="k", agent_id="a", base_url=url, flush_timeout=0.5)
+    first = RoarkObserver(
+        delivery=delivery, api_key="k", agent_id="a", base_url=url, flush_timeout=0.5
+    )
     recorded = RecordedAudio(first)
     await run_call([first], a_call, after_output=[first.audio_processor], speed=10.0)
     spool = Spool(spool_dir())
@@ -135,7 +139,7 @@ async def test_the_next_observer_drains_the_spool_in_the_background() -> None:
     backend = RecordingBackend()  # the backend comes back
     await backend.start(port=urlsplit(url).port or 0)
     try:
-        second = RoarkObserver(api_key="k", agent_id="a", base_url=url)
+        second = RoarkObserver(delivery=delivery, api_key="k", agent_id="a", base_url=url)
         await run_call([second], a_call, after_output=[second.audio_processor], speed=10.0)
         for _ in range(200):
             if spool.pending() == 0:
@@ -177,9 +181,11 @@ async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
     fault_for = chaos(seed)
     for kind in ("call-started", "call-ended", "presign", "upload"):
         backend.faults[kind] = fault_for(kind)
-    Sender.for_running_loop(FAST)
+    delivery = Delivery(FAST)
     observers = [
-        RoarkObserver(api_key="k", agent_id="a", base_url=backend.url, flush_timeout=60.0)
+        RoarkObserver(
+            delivery=delivery, api_key="k", agent_id="a", base_url=backend.url, flush_timeout=60.0
+        )
         for _ in range(20)
     ]
     recorded = [RecordedAudio(o) for o in observers]
@@ -196,7 +202,7 @@ async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
     for _ in range(5):
         if not spool.pending():
             break
-        await replay_spool(spool, lambda url: Sender.existing().client(url, "k"), FAST)  # type: ignore[union-attr]
+        await replay_spool(spool, lambda url: delivery.client(url, "k"), FAST)
     assert spool.pending() == 0, f"seed {seed}"
     for observer, audio in zip(observers, recorded, strict=True):
         # Twenty pipelines share two cores here: what matters is that nothing is lost.
@@ -209,8 +215,10 @@ async def test_a_refused_key_keeps_the_call_without_a_retry_storm(
 ) -> None:
     for kind in ("call-started", "call-ended", "presign"):
         backend.faults[kind] = lambda n: 401
-    Sender.for_running_loop(FAST)
-    observer = RoarkObserver(api_key="rk_bad", agent_id="a", base_url=backend.url)
+    delivery = Delivery(FAST)
+    observer = RoarkObserver(
+        delivery=delivery, api_key="rk_bad", agent_id="a", base_url=backend.url
+    )
     recorded = RecordedAudio(observer)
     await run_call([observer], a_call, after_output=[observer.audio_processor], speed=10.0)
 
@@ -242,9 +250,9 @@ async def test_a_refused_key_keeps_the_call_without_a_retry_storm(
 async def test_replay_with_a_refused_key_names_the_variable_and_keeps_everything(
     backend: RecordingBackend,
 ) -> None:
-    Sender.for_running_loop(FAST)
+    delivery = Delivery(FAST)
     observer = RoarkObserver(
-        api_key="k", agent_id="a", base_url=closed_port_url(), flush_timeout=0.5
+        delivery=delivery, api_key="k", agent_id="a", base_url=closed_port_url(), flush_timeout=0.5
     )
     await run_call([observer], a_call, after_output=[observer.audio_processor], speed=10.0)
     backend.faults["call-started"] = lambda n: 403
@@ -269,9 +277,9 @@ async def test_replay_with_a_refused_key_names_the_variable_and_keeps_everything
 
 
 async def test_dry_run_lists_and_sends_nothing(backend: RecordingBackend) -> None:
-    Sender.for_running_loop(FAST)
+    delivery = Delivery(FAST)
     observer = RoarkObserver(
-        api_key="k", agent_id="a", base_url=closed_port_url(), flush_timeout=0.5
+        delivery=delivery, api_key="k", agent_id="a", base_url=closed_port_url(), flush_timeout=0.5
     )
     await run_call([observer], a_call, after_output=[observer.audio_processor], speed=10.0)
     process = await asyncio.create_subprocess_exec(
@@ -295,7 +303,7 @@ TWO_STARTERS = textwrap.dedent(
     import asyncio, sys
     sys.path.insert(0, {repo!r})
     from pipecat_roark.delivery.retry import DeliveryOptions
-    from pipecat_roark.delivery.sender import Sender
+    from pipecat_roark.delivery.delivery import Delivery
     from pipecat_roark import RoarkObserver
     from tests.support.pipeline import run_call
 
@@ -303,8 +311,8 @@ TWO_STARTERS = textwrap.dedent(
         await script.wait(0.2)
 
     async def main():
-        Sender.for_running_loop(DeliveryOptions(request_timeout=2.0))
-        observer = RoarkObserver(api_key="k", agent_id="a", base_url={url!r})
+        delivery = Delivery(DeliveryOptions(request_timeout=2.0))
+        observer = RoarkObserver(delivery=delivery, api_key="k", agent_id="a", base_url={url!r})
         await run_call([observer], call, after_output=[observer.audio_processor])
         await asyncio.sleep(2.0)  # let the background replay finish
 
@@ -316,11 +324,15 @@ TWO_STARTERS = textwrap.dedent(
 async def test_two_processes_starting_at_once_send_each_spooled_record_once(
     backend: RecordingBackend,
 ) -> None:
-    Sender.for_running_loop(FAST)
+    delivery = Delivery(FAST)
     # Ten calls wait in the spool for this backend.
     for _ in range(10):
         observer = RoarkObserver(
-            api_key="k", agent_id="a", base_url=closed_port_url(), flush_timeout=0.2
+            delivery=delivery,
+            api_key="k",
+            agent_id="a",
+            base_url=closed_port_url(),
+            flush_timeout=0.2,
         )
         await run_call([observer], a_call, after_output=[observer.audio_processor], speed=20.0)
     spool = Spool(spool_dir())

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from pipecat_roark import RoarkObserver
+from pipecat_roark.delivery.delivery import Delivery
 from pipecat_roark.delivery.retry import Backoff, DeliveryOptions
-from pipecat_roark.delivery.sender import Sender
 from pipecat_roark.delivery.spool import Spool
 from pipecat_roark.observer.call_ended import NOT_ATTACHED
 from tests.observer.helpers import assert_protocol
@@ -43,8 +43,12 @@ async def greeting(script: CallScript) -> None:
     await script.user_says("one loaf please", 1.0)
 
 
-async def miswired_call(url: str) -> tuple[RoarkObserver, list[bytes]]:
-    observer = RoarkObserver(api_key="k", agent_id="a", base_url=url, flush_timeout=0.5)
+async def miswired_call(
+    url: str, delivery: Delivery | None = None
+) -> tuple[RoarkObserver, list[bytes]]:
+    observer = RoarkObserver(
+        delivery=delivery, api_key="k", agent_id="a", base_url=url, flush_timeout=0.5
+    )
     chunks: list[bytes] = []
 
     async def keep(_: object, audio: bytes, *__: Any) -> None:
@@ -80,8 +84,8 @@ async def test_with_the_backend_down_the_spool_holds_the_whole_call_and_replay_d
     tmp_path: Path,
 ) -> None:
     url = closed_port_url()
-    Sender.for_running_loop(FAST)
-    observer, chunks = await miswired_call(url)
+    delivery = Delivery(FAST)
+    observer, chunks = await miswired_call(url, delivery)
     spool_dir = Path(os.environ["ROARK_SPOOL_DIR"])
     # call-started, every chunk, call-ended: nothing of the call is left out of the spool.
     assert Spool(spool_dir).pending(base_url=url) == len(chunks) + 2

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -21,8 +20,9 @@ from pipecat.frames.frames import Frame
 from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.processors.audio.audio_buffer_processor import AudioBufferProcessor
 
-from ..delivery.sender import DEFAULT_FLUSH_TIMEOUT, CallLane, DeliveryStats, Sender
-from ..delivery.spool import Spool, default_spool_dir
+from ..delivery.delivery import DEFAULT_FLUSH_TIMEOUT, Delivery, default_delivery
+from ..delivery.lanes import CallLane
+from ..delivery.retry import DeliveryOptions, DeliveryStats
 from . import _pipecat_compat as compat
 from .call_ended import CallEnd, build_call_ended, build_call_started
 from .call_id import resolve_call_id
@@ -63,6 +63,11 @@ class RoarkObserver(BaseObserver):
             then ``pipecat-roark/spool`` in the user data directory.
         metrics: Send call-ended's ``metrics``: response latency, interruptions, talk time
             and the services' own metrics (README, "Metrics").
+        delivery: The ``Delivery`` that sends this call; observers given the same one share
+            its HTTP session, bounds and spool. Defaults to one shared delivery built from
+            the documented defaults.
+        delivery_options: Options for a delivery of this observer's own (retry budget,
+            timeouts, memory bounds), instead of ``delivery``.
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class RoarkObserver(BaseObserver):
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         spool_dir: str | os.PathLike[str] | None = None,
         metrics: bool = True,
+        delivery: Delivery | None = None,
+        delivery_options: DeliveryOptions | None = None,
         **kwargs: Any,
     ) -> None:
         # The recorder's tap places every frame the call needs on the recording, so the
@@ -96,7 +103,12 @@ class RoarkObserver(BaseObserver):
         self._agent_prompt = agent_prompt
         self._call_id = resolve_call_id(pipecat_call_id, runner_args)
         self._flush_timeout = flush_timeout
-        self._spool = Spool(Path(spool_dir) if spool_dir is not None else default_spool_dir())
+        if delivery is not None and delivery_options is not None:
+            raise ValueError("pass delivery= or delivery_options=, not both")
+        if delivery is None:
+            delivery = Delivery(delivery_options) if delivery_options else default_delivery()
+        self._delivery = delivery
+        self._spool = delivery.spool(spool_dir)
 
         self.audio_processor: AudioBufferProcessor = audio_buffer_processor or CallAudioRecorder()
         self._timeline = CallTimeline()
@@ -228,7 +240,7 @@ class RoarkObserver(BaseObserver):
 
     def _ensure_lane(self) -> CallLane:
         if self._lane is None:
-            self._lane = Sender.for_running_loop().open_lane(
+            self._lane = self._delivery.open_lane(
                 self._call_id, base_url=self._base_url, api_key=self._api_key, spool=self._spool
             )
         return self._lane
