@@ -4,6 +4,5 @@
 ``lanes`` (one call's requests in protocol order), ``client`` (the three HTTP requests),
 ``retry`` (how a request is tried, and the options), ``spool`` (the durable outbox),
 ``call_lock`` (one owner per spooled call), ``replay`` (sending what the spool holds),
-``cli`` (``pipecat-roark replay``) and ``sender`` (the entry points the observer used
-before ``Delivery``). Nothing is imported here, so the command line stays light.
+and ``cli`` (``pipecat-roark replay``). Nothing is imported here, so the command line stays light.
 """
