@@ -141,7 +141,7 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
-            "body" if exc.status_code == 413 else None,
+            "body" if exc.status_code in (400, 413) else None,
             headers=getattr(exc, "headers", None),
         )
 
