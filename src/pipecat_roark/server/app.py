@@ -21,6 +21,7 @@ from .blobs import open_blob_store
 from .database import insert_or_select, open_database, read_engine
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .request_guard import RequestGuard
 from .settings import ServerSettings
 from .state import ServerState
 from .worker import run_workers
@@ -107,6 +108,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app, settings.retry_after)
     app.add_middleware(BodyLimitMiddleware, upload_prefix=uploads.UPLOAD_PREFIX)
+    app.add_middleware(RequestGuard)  # added last: outermost, so it sees every failure
     for module in (health, ingest, uploads, api, recordings, analytics_api):
         app.include_router(module.router)
     dashboard.install(app)
