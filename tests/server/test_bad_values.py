@@ -14,9 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import httpx
 import pytest
 
+from pipecat_roark.delivery.client import BackendClient
+from pipecat_roark.server.embed import ensure_project_key, serve_in_background
 from pipecat_roark.server.sanitise import MAX_DEPTH, REPLACEMENT
+from pipecat_roark.server.settings import ServerSettings
 
 from .conftest import base_settings, open_harness
 from .harness import EVENTS, Harness, ended, started
@@ -330,3 +335,24 @@ async def test_text_longer_than_its_column_is_cut_not_refused(both: list[Harness
     ):
         warnings = await stored_alike(both, put("x" * (limit + 100)))
         assert [item["code"] for item in warnings[0]] == ["text_truncated"]
+
+
+async def test_the_delivery_client_sends_non_finite_numbers_as_null(
+    sqlite_settings: ServerSettings,
+) -> None:
+    """Had it sent ``NaN``, the server would have repaired it and said so on the call."""
+    key = await ensure_project_key(sqlite_settings, "acme")
+    start, end = full_call("nan-from-client")
+    end["metrics"][0].update(value=float("nan"), extra=float("inf"))
+    async with serve_in_background(sqlite_settings) as base_url, aiohttp.ClientSession() as http:
+        client = BackendClient(http, base_url=base_url, api_key=key, timeout=30)
+        await client.post_event(start)
+        await client.post_call_ended(end)
+        async with httpx.AsyncClient(
+            base_url=base_url, headers={"authorization": f"Bearer {key}"}
+        ) as reader:
+            listing = (await reader.get("/v1/call")).json()["data"]
+            details = (await reader.get(f"/v1/call/{listing[0]['id']}/pipecat")).json()["data"]
+    assert details["ingestWarnings"] == []
+    assert details["metrics"][0].get("value") is None
+    assert details["metrics"][0].get("extra") is None
