@@ -8,8 +8,6 @@ Infinity). A bounded number of requests each, against a real ``serve`` process p
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from .harness import EVENTS, ended, started  # noqa: E402
-from .services import PostgresCluster, ServeProcess  # noqa: E402
+from .services import ServeProcess, cli_key, serve_storage  # noqa: E402
 
 CHECKS = [
     not_a_server_error,
@@ -43,29 +41,12 @@ def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    storage = ["--data-dir", str(data_dir)]
-    if request.param == "postgresql":
-        postgres: PostgresCluster = request.getfixturevalue("postgres")
-        storage += ["--database-url", postgres.create_database()]
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipecat_roark.cli",
-            "keys",
-            "create",
-            "--project",
-            "fuzz",
-            *storage,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    postgres = request.getfixturevalue("postgres") if request.param == "postgresql" else None
+    storage = serve_storage(data_dir, postgres)
+    key = cli_key("fuzz", storage)
     server = ServeProcess.start(storage, {}, data_dir / "serve.log")
     try:
-        yield server.url, created.stdout.strip()
+        yield server.url, key
     finally:
         server.stop()
         log = (data_dir / "serve.log").read_text()

@@ -181,7 +181,7 @@ def _chunk_statements(connection: AsyncConnection) -> _ChunkStatements:
         chunk_uploaded=update(schema.chunks)
         .where(chunks.call_id == _param(chunks.call_id))
         .where(chunks.chunk_index == _param(chunks.chunk_index))
-        .values(size=_param(chunks.size), uploaded_at=now),
+        .values(size=_param(chunks.size), sha256=_param(chunks.sha256), uploaded_at=now),
         call_touched=update(schema.calls)
         .where(calls.id == _param(calls.id))
         .values(updated_at=now, last_activity_at=now)
@@ -341,17 +341,28 @@ async def record_chunk_requested(
 
 
 async def record_chunk_uploaded(
-    connection: AsyncConnection, call_id: str, chunk_index: int, size: int
+    connection: AsyncConnection,
+    call_id: str,
+    chunk_index: int,
+    size: int,
+    sha256: str | None = None,
 ) -> str | None:
     """The server stored a chunk's bytes: the call's status, or None when the call is gone.
 
-    A chunk of an ended call (a late retry) enqueues a stitch.
+    A chunk of an ended call (a late retry) enqueues a stitch. ``sha256`` is the digest of
+    the bytes, which tells a client's retry (the same bytes) from a replayed URL.
     """
     now = utcnow()
     statements = _chunk_statements(connection)
     result = await connection.execute(
         statements.chunk_uploaded,
-        {"p_call_id": call_id, "p_chunk_index": chunk_index, "p_size": size, "p_now": now},
+        {
+            "p_call_id": call_id,
+            "p_chunk_index": chunk_index,
+            "p_size": size,
+            "p_sha256": sha256,
+            "p_now": now,
+        },
     )
     if not result.rowcount:
         return None

@@ -189,6 +189,8 @@ chunks = Table(
     Column("url_expires_at", UTCDateTime(), nullable=False),
     Column("size", BigInteger(), nullable=True),
     Column("uploaded_at", UTCDateTime(), nullable=True),
+    # Of the bytes a folder-store upload stored: its URL then takes no other bytes.
+    Column("sha256", String(64), nullable=True),
 )
 
 used_login_links = Table(

@@ -1,4 +1,4 @@
-"""What ingest repaired in a call, and the login links already used.
+"""What ingest repaired in a call, the digest of each uploaded chunk, used login links.
 
 Revision ID: 0003
 Revises: 0002
@@ -27,6 +27,8 @@ def _json() -> sa.types.TypeEngine[Any]:
 def upgrade() -> None:
     with op.batch_alter_table("calls") as batch:
         batch.add_column(sa.Column("ingest_warnings", _json(), nullable=True))
+    with op.batch_alter_table("chunks") as batch:
+        batch.add_column(sa.Column("sha256", sa.String(64), nullable=True))
     op.create_table(
         "used_login_links",
         sa.Column("token_sha256", sa.String(64), primary_key=True),
@@ -36,5 +38,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("used_login_links")
+    with op.batch_alter_table("chunks") as batch:
+        batch.drop_column("sha256")
     with op.batch_alter_table("calls") as batch:
         batch.drop_column("ingest_warnings")
