@@ -1,6 +1,6 @@
 """The ingestion protocol's shapes, shared by the observer and the server.
 
-One definition of every request and response body in ``shared/PROTOCOL.md``. The
+One definition of every request and response body of the ingestion protocol. The
 observer builds plain dicts with these field names (cheap, no validation on the
 call's path); the server parses request bodies with these models, and the tests
 validate everything the observer sends against them, so both halves cannot drift.
