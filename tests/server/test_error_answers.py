@@ -3,6 +3,8 @@ URL, and the unexpected failure, which names a request id the log holds its trac
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -72,6 +74,44 @@ async def test_nul_in_a_url_is_a_422_naming_where(
     server: Harness, path: str, query: dict[str, str], field: str
 ) -> None:
     assert_json_error(await server.get(path, **query), 422, "invalid_field", field)
+
+
+def cursor(*parts: object) -> str:
+    """A cursor as this API makes them, holding whatever an edited URL might."""
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "after"),
+    [
+        ("/v1/call", cursor("createdAt", "desc", {"t": "2026-01-01T00:00:00"}, "x")),
+        ("/v1/call", cursor("createdAt", "desc", {"t": "2026-01-01T00:00:00+00:00"}, "x\x00")),
+        ("/v1/call", cursor("createdAt", "desc", {"t": "9999-12-31T23:59:59-23:59"}, "x")),
+        ("/v1/call", cursor("status", "desc", "a\ud800", "x")),
+        ("/v1/call", cursor("duration", "desc", 10**30, "x")),
+        ("/v1/agent", cursor("createdAt", "desc", {"t": "2026-01-01T00:00:00"}, "x")),
+        ("/calls.json", cursor("startedAt", "desc", {"t": "2026-01-01T00:00:00"}, "x")),
+        ("/calls.json", cursor("startedAt", "desc", {"t": "2026-01-01T00:00:00+00:00"}, "\ud800")),
+        ("/calls.json", "W" + "1s" * 5000),
+    ],
+    ids=[
+        "naive",
+        "nul-id",
+        "out-of-range",
+        "surrogate",
+        "past-64-bits",
+        "agents-naive",
+        "page-naive",
+        "page-surrogate",
+        "page-deep",
+    ],
+)
+async def test_an_edited_cursor_is_never_a_5xx(server: Harness, path: str, after: str) -> None:
+    await server.start("listed")
+    answer = await server.get(path, after=after)
+    assert answer.status_code < 500, answer.text
+    if path.startswith("/v1/"):
+        assert_json_error(answer, 422, "invalid_field", "after")
 
 
 @pytest.fixture
