@@ -7,10 +7,12 @@ Infinity). A bounded number of requests each, against a real ``serve`` process p
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -202,3 +204,60 @@ def test_bad_values_never_get_a_5xx_and_stored_calls_read_back(
         call_is_stored_or_refused_and_reads_answer()
     # Most calls must land (only unparseable times and call-level conflicts are refused).
     assert len(stored_calls) >= 10, stored_calls
+
+
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), _NUMBER, _TEXT, _TIME.map(lambda time: {"t": time})),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_TEXT, inner, max_size=3)),
+    max_leaves=12,
+)
+# A cursor's sort key as an edited URL might hold it: a time, text, a number, anything.
+_KEY = st.one_of(
+    _TIME.map(lambda time: {"t": time}),
+    _TEXT,
+    st.integers(-(2**70), 2**70),
+    _JSON,
+)
+
+
+def _cursor(parts: list[Any] | bytes) -> str:
+    raw = parts if isinstance(parts, bytes) else json.dumps(parts).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_edited_cursors_and_query_text_never_get_a_5xx(live_server: tuple[str, str]) -> None:
+    url, key = live_server
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+
+        @given(
+            path=st.sampled_from(["/v1/call", "/v1/agent", "/calls.json", "/calls"]),
+            sort=st.sampled_from(["createdAt", "startedAt", "endedAt", "duration", "status"]),
+            key=_KEY,
+            row_id=st.one_of(_TEXT, _JSON),
+            garbage=st.one_of(st.none(), st.binary(max_size=64)),
+            text=_TEXT,
+        )
+        @settings(
+            max_examples=80,
+            deadline=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        def listing_answers(
+            path: str, sort: str, key: Any, row_id: Any, garbage: bytes | None, text: str
+        ) -> None:
+            # Each list's own sort, so the cursor passes its first check and reaches the query.
+            own_sort = {"/v1/agent": "createdAt", "/calls.json": "startedAt", "/calls": "startedAt"}
+            after = _cursor(garbage or [own_sort.get(path, sort), "desc", key, row_id])
+            # A URL carries bytes: a lone surrogate arrives as its UTF-8-like bytes.
+            raw = text.encode("utf-8", "surrogatepass")
+            params: dict[str, str | bytes] = {"after": after}
+            if path == "/v1/call":
+                params |= {"sortBy": sort, "searchText": raw}
+            elif path.startswith("/calls"):
+                params |= {"q": raw, "from": raw, "to": raw}
+            answer = client.get(f"{path}?{urlencode(params)}")
+            assert answer.status_code < 500, answer.text
+
+        listing_answers()
