@@ -38,6 +38,16 @@ CHECKS = [
 ]
 
 
+def bounded(examples: int) -> Any:
+    """A fixed, repeatable number of examples: CI runs the same cases every time."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -66,12 +76,7 @@ def test_no_request_breaks_the_server_or_its_schema(live_server: tuple[str, str]
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(
-            max_examples=30,
-            deadline=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
+        @bounded(30)
         def request_is_answered_within_the_schema(case: Any) -> None:
             case.call_and_validate(headers=headers, checks=CHECKS, timeout=10)
 
@@ -173,12 +178,7 @@ def test_bad_values_never_get_a_5xx_and_stored_calls_read_back(
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
 
         @given(call=_calls())
-        @settings(
-            max_examples=40,
-            deadline=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
+        @bounded(40)
         def call_is_stored_or_refused_and_reads_answer(
             call: tuple[dict[str, Any], dict[str, Any]],
         ) -> None:
@@ -238,12 +238,7 @@ def test_edited_cursors_and_query_text_never_get_a_5xx(live_server: tuple[str, s
             garbage=st.one_of(st.none(), st.binary(max_size=64)),
             text=_TEXT,
         )
-        @settings(
-            max_examples=80,
-            deadline=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
+        @bounded(80)
         def listing_answers(
             path: str, sort: str, key: Any, row_id: Any, garbage: bytes | None, text: str
         ) -> None:
