@@ -114,10 +114,17 @@ async def test_an_edited_cursor_is_never_a_5xx(server: Harness, path: str, after
         assert_json_error(answer, 422, "invalid_field", "after")
 
 
-@pytest.fixture
-def server_log(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
-    """The server's own log configuration, writing where the test can read it."""
-    configure_logging(json_lines=False, level="DEBUG")
+@pytest.fixture(params=["serve", "embedded"])
+def server_log(
+    request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
+) -> Iterator[pytest.CaptureFixture[str]]:
+    """The log as ``serve`` configures it, or as an application that embeds the server
+    might (loguru's defaults, ``diagnose`` on), writing where the test can read it."""
+    if request.param == "serve":
+        configure_logging(json_lines=False, level="DEBUG")
+    else:
+        logger.remove()
+        logger.add(sys.stderr, diagnose=True, backtrace=True)
     yield capsys
     logger.remove()
     logger.add(sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -32,6 +33,7 @@ __all__ = [
     "StorageUnavailable",
     "error_response",
     "install_error_handlers",
+    "log_failure",
     "request_id",
     "send_error",
 ]
@@ -123,6 +125,14 @@ async def send_error(
     await send({"type": "http.response.body", "body": payload})
 
 
+def log_failure(exc: BaseException, method: object, path: object, found: str | None) -> None:
+    """Log an unexpected failure once, with its traceback as Python prints it: without the
+    values of variables (which would show transcripts and keys), whatever the log sink's
+    ``diagnose`` setting."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    logger.error("unexpected error on {} {} (request {})\n{}", method, path, found, text)
+
+
 def request_id(request: Request) -> str | None:
     """The id ``request_guard`` gave this request (None outside the app)."""
     value = getattr(request.state, "request_id", None)
@@ -200,9 +210,7 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
                 headers={"Retry-After": str(retry_after)},
             )
         found = request_id(request)
-        logger.opt(exception=exc).error(
-            "unexpected error on {} {} (request {})", request.method, request.url.path, found
-        )
+        log_failure(exc, request.method, request.url.path, found)
         return error_response(500, "internal_error", "internal server error", request_id=found)
 
     # Registered per class (not for Exception) so the handler answers without re-raising.

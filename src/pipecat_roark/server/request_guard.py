@@ -11,10 +11,9 @@ from __future__ import annotations
 import uuid
 from urllib.parse import parse_qsl
 
-from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import send_error
+from .errors import log_failure, send_error
 from .sanitise import clean_text
 
 __all__ = ["REQUEST_ID_HEADER", "RequestGuard"]
@@ -68,12 +67,7 @@ class RequestGuard:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            logger.opt(exception=exc).error(
-                "unexpected error on {} {} (request {})",
-                scope.get("method"),
-                scope.get("path"),
-                request_id,
-            )
+            log_failure(exc, scope.get("method"), scope.get("path"), request_id)
             if started:
                 raise
             await send_error(
