@@ -161,6 +161,7 @@ def _calls(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     turn = end["transcript"][0]
     turn.update(content=draw(_TEXT), timestamp=draw(_TIME), userId=draw(_TEXT))
+    turn.update(audioOffsetMs=draw(st.integers(0, 2**70)), endAudioOffsetMs=draw(_NUMBER))
     return start, end
 
 
