@@ -7,6 +7,7 @@ import shutil
 import stat
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from pipecat_roark.server import schema
@@ -79,17 +80,18 @@ async def test_a_copy_of_the_database_forges_nothing(tmp_path: Path) -> None:
 
 
 async def test_a_secret_kept_in_the_database_moves_to_the_file(tmp_path: Path) -> None:
+    older = "older-secret-from-the-database"
     settings = base_settings(tmp_path / "data")
     async for server in open_harness(settings):
         async with server.state.engine.begin() as connection:
             await connection.execute(
-                insert(schema.server_secrets).values(name="url-signing-key", value="older-one")
+                insert(schema.server_secrets).values(name="url-signing-key", value=older)
             )
     (settings.resolved_data_dir / SECRET_FILE_NAME).unlink()
     async for server in open_harness(settings):
-        assert server.state.secret == "older-one"
+        assert server.state.secret == older
         assert await secrets_stored(server) == 0
-    assert (settings.resolved_data_dir / SECRET_FILE_NAME).read_text().strip() == "older-one"
+    assert (settings.resolved_data_dir / SECRET_FILE_NAME).read_text().strip() == older
 
 
 async def test_a_secret_from_the_environment_is_used_and_no_file_is_made(tmp_path: Path) -> None:
@@ -108,3 +110,12 @@ async def test_an_existing_data_dir_is_tightened(tmp_path: Path) -> None:
     data_dir.chmod(0o755)
     async for _ in open_harness(base_settings(data_dir)):
         assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+
+
+async def test_a_secret_too_short_to_sign_with_stops_the_start(tmp_path: Path) -> None:
+    settings = base_settings(tmp_path / "data")
+    settings.resolved_data_dir.mkdir(mode=0o700)
+    (settings.resolved_data_dir / SECRET_FILE_NAME).write_text("\n")
+    with pytest.raises(ValueError, match=SECRET_FILE_NAME):
+        async for _ in open_harness(settings):
+            pass

@@ -24,9 +24,10 @@ from . import schema
 from .private_files import make_private_dirs, open_private
 from .settings import ServerSettings
 
-__all__ = ["SECRET_FILE_NAME", "load_signing_secret", "secret_path"]
+__all__ = ["MIN_SECRET_LENGTH", "SECRET_FILE_NAME", "load_signing_secret", "secret_path"]
 
 SECRET_FILE_NAME = "url-signing-key"
+MIN_SECRET_LENGTH = 16
 _LEGACY_ROW = "url-signing-key"
 
 
@@ -63,7 +64,10 @@ def _read_or_create(path: Path, initial: str) -> tuple[str, bool]:
 
 
 async def load_signing_secret(settings: ServerSettings, engine: AsyncEngine) -> str:
-    """The secret this process signs with; the database is left holding none."""
+    """The secret this process signs with; the database is left holding none.
+
+    Raises ``ValueError`` for a secret too short to sign with (a file emptied by hand).
+    """
     async with engine.begin() as connection:
         legacy = await connection.scalar(
             select(schema.server_secrets.c.value).where(schema.server_secrets.c.name == _LEGACY_ROW)
@@ -82,4 +86,10 @@ async def load_signing_secret(settings: ServerSettings, engine: AsyncEngine) -> 
                 )
         if legacy is not None:
             await connection.execute(delete(schema.server_secrets))
+    if len(secret) < MIN_SECRET_LENGTH:
+        where = "ROARK_SERVER_SECRET_KEY" if settings.secret_key else str(secret_path(settings))
+        raise ValueError(
+            f"{where}: the URL-signing secret must be at least {MIN_SECRET_LENGTH} characters "
+            "(make one with `openssl rand -hex 32`; delete the file to have one made)"
+        )
     return secret
