@@ -10,6 +10,7 @@ Nothing here imports Pipecat: the server depends on this module alone.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,7 @@ __all__ = [
     "ToolRecord",
     "ToolResult",
     "TranscriptTurn",
+    "finite_json",
     "unwrap_data",
 ]
 
@@ -171,3 +173,15 @@ def unwrap_data(body: Any) -> Any:
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
         return body["data"]
     return body
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with NaN and Infinity as null: JSON has no such numbers, though Python's
+    ``json`` writes them, and a backend may refuse the whole body for one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    return value

@@ -28,8 +28,10 @@ __all__ = [
     "PostgresCluster",
     "SeaweedS3",
     "ServeProcess",
+    "cli_key",
     "free_port",
     "postgres_bin_dir",
+    "serve_storage",
 ]
 
 
@@ -213,6 +215,27 @@ class MotoServer:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def serve_storage(data_dir: Path, postgres: PostgresCluster | None) -> list[str]:
+    """``serve`` arguments for a data dir, and a fresh PostgreSQL database when given one."""
+    storage = ["--data-dir", str(data_dir)]
+    if postgres is not None:
+        storage += ["--database-url", postgres.create_database()]
+    return storage
+
+
+def cli_key(project: str, storage: list[str]) -> str:
+    """A project's API key, made by ``pipecat-roark keys create`` as an operator would."""
+    command = [sys.executable, "-m", "pipecat_roark.cli", "keys", "create", "--project", project]
+    created = subprocess.run(
+        [*command, *storage],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return created.stdout.strip()
 
 
 @dataclass

@@ -22,6 +22,7 @@ from ..wire import (
     CHUNK_UPLOAD_URL_PATH,
     EVENTS_PATH,
     EXTENSION_FIELDS,
+    finite_json,
     unwrap_data,
 )
 
@@ -150,7 +151,12 @@ class BackendClient:
 
     async def _request_json(self, endpoint: str, path: str, body: dict[str, Any]) -> Any:
         return await self._send(
-            endpoint, "POST", self._base_url + path, json=body, headers=self._headers, parse=True
+            endpoint,
+            "POST",
+            self._base_url + path,
+            json=finite_json(body),
+            headers=self._headers,
+            parse=True,
         )
 
     async def _send(

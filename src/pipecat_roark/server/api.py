@@ -29,6 +29,7 @@ from .models import (
     TranscriptOne,
 )
 from .pagination import fetch_page
+from .query_filters import refuse_unknown_query
 from .recordings import recording_url
 from .schema import UTCDateTime
 from .search import call_text_matches, contains_text
@@ -37,7 +38,7 @@ from .views import agent_out, call_out, iso, pipecat_details, transcript_out
 
 __all__ = ["router"]
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(responses=ERROR_RESPONSES, dependencies=[Depends(refuse_unknown_query)])
 
 State = Annotated[ServerState, Depends(get_state)]
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import Executable, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..wire import CallEnded, CallStarted
+from ..wire import CallEnded, CallStarted, ToolCall
 from . import schema
 from .analytics import call_figures
 from .database import dialect_insert, insert_or_select, utcnow
 from .errors import ApiError
 from .jobs import enqueue_stitch
+from .sanitise import MAX_DEPTH, Repair, nesting_depth, repair
 
 __all__ = [
     "ENDED",
@@ -38,6 +39,10 @@ IN_PROGRESS = "IN_PROGRESS"
 ENDED = "ENDED"
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+# The widths of the text columns that hold a field as it was sent (schema.py).
+_AGENT_NAME_LENGTH = 512
+_ENDED_REASON_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -50,18 +55,27 @@ class CallRef:
 
 
 def check_call_id(value: str) -> str:
-    """A call id is opaque text; control characters (NUL included) are refused."""
-    if _CONTROL_CHARACTERS.search(value):
+    """A call id is opaque text; control characters (NUL included) are refused.
+
+    It is the call's key, so it is never repaired as other text is: two ids must not
+    become one. A lone surrogate cannot be stored, so it is refused too.
+    """
+    if _CONTROL_CHARACTERS.search(value) or _LONE_SURROGATES.search(value):
         raise ApiError(
             422,
             "invalid_field",
-            "pipecatCallId: must not contain control characters",
+            "pipecatCallId: must not contain control characters or lone surrogates",
             "pipecatCallId",
         )
     return value
 
 
-def _parse_time(value: str | None, field: str) -> datetime | None:
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _parse_time(value: str | None, field: str, repairs: list[Repair]) -> datetime | None:
+    """An ISO 8601 time in UTC; one whose UTC instant is outside years 1-9999 is clamped."""
     if value is None:
         return None
     text = value.strip()
@@ -73,7 +87,19 @@ def _parse_time(value: str | None, field: str) -> datetime | None:
         raise ApiError(422, "invalid_field", f"{field}: not an ISO 8601 timestamp", field) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        clamped = _EARLIEST if parsed.year == 1 else _LATEST
+        repairs.append(
+            repair(
+                field,
+                "timestamp_out_of_range",
+                f"in UTC outside years 1-9999: stored as {clamped.isoformat()}",
+                value,
+            )
+        )
+        return clamped
 
 
 def _new_call(project_id: str, pipecat_call_id: str, now: datetime) -> dict[str, Any]:
@@ -155,7 +181,7 @@ def _chunk_statements(connection: AsyncConnection) -> _ChunkStatements:
         chunk_uploaded=update(schema.chunks)
         .where(chunks.call_id == _param(chunks.call_id))
         .where(chunks.chunk_index == _param(chunks.chunk_index))
-        .values(size=_param(chunks.size), uploaded_at=now),
+        .values(size=_param(chunks.size), sha256=_param(chunks.sha256), uploaded_at=now),
         call_touched=update(schema.calls)
         .where(calls.id == _param(calls.id))
         .values(updated_at=now, last_activity_at=now)
@@ -186,7 +212,9 @@ async def _touch(connection: AsyncConnection, call_id: str, **values: Any) -> No
     )
 
 
-async def _agent_id(connection: AsyncConnection, project_id: str, body: CallStarted) -> str:
+async def _agent_id(
+    connection: AsyncConnection, project_id: str, custom_id: str, name: str | None
+) -> str:
     """The agent is registered on first sight; a new ``agentName`` renames it."""
     now = utcnow()
     row = await insert_or_select(
@@ -195,14 +223,14 @@ async def _agent_id(connection: AsyncConnection, project_id: str, body: CallStar
         {
             "id": str(uuid.uuid4()),
             "project_id": project_id,
-            "custom_id": body.agentId,
-            "name": body.agentName,
+            "custom_id": custom_id,
+            "name": name,
             "created_at": now,
             "updated_at": now,
         },
         ("project_id", "custom_id"),
-        update_on_conflict={"name": body.agentName, "updated_at": now} if body.agentName else None,
-        update_where=schema.agents.c.name.is_distinct_from(body.agentName),
+        update_on_conflict={"name": name, "updated_at": now} if name else None,
+        update_where=schema.agents.c.name.is_distinct_from(name),
     )
     return str(row.id)
 
@@ -226,26 +254,40 @@ async def _prompt_id(connection: AsyncConnection, agent_id: str, prompt: str) ->
 
 
 async def record_call_started(
-    connection: AsyncConnection, project_id: str, body: CallStarted
+    connection: AsyncConnection,
+    project_id: str,
+    body: CallStarted,
+    repairs: list[Repair] | None = None,
 ) -> tuple[CallRef, bool]:
-    """Store call-started once; return the call and whether this request changed it."""
+    """Store call-started once; return the call and whether this request changed it.
+
+    ``repairs`` holds what was changed to make the body storable; this adds its own and
+    stores them with the call.
+    """
     check_call_id(body.pipecatCallId)
-    started_at = _parse_time(body.eventTimestamp, "eventTimestamp")
-    agent_id = await _agent_id(connection, project_id, body)
+    repairs = [] if repairs is None else repairs
+    started_at = _parse_time(body.eventTimestamp, "eventTimestamp", repairs)
+    agent_name = _fit(body.agentName, _AGENT_NAME_LENGTH, "agentName", repairs)
+    agent_id = await _agent_id(connection, project_id, body.agentId, agent_name)
     prompt_id = (
         await _prompt_id(connection, agent_id, body.agentPrompt) if body.agentPrompt else None
     )
     call = await _call(connection, project_id, body.pipecatCallId, lock=True)
-    already = await connection.scalar(
-        select(schema.calls.c.started_received).where(schema.calls.c.id == call.id)
-    )
-    if already:
+    stored = (
+        await connection.execute(
+            select(schema.calls.c.started_received, schema.calls.c.ingest_warnings).where(
+                schema.calls.c.id == call.id
+            )
+        )
+    ).one()
+    if stored.started_received:
         await _touch(connection, call.id)
         return call, False
     values: dict[str, Any] = {
         "started_received": True,
         "agent_id": agent_id,
         "prompt_id": prompt_id,
+        "ingest_warnings": _merged(stored.ingest_warnings, repairs),
     }
     await _touch(connection, call.id, **values)
     # call-ended may have set started_at from callStartedAt already; keep that one.
@@ -255,6 +297,21 @@ async def record_call_started(
         .values(started_at=started_at)
     )
     return call, True
+
+
+def _fit(text: str | None, limit: int, field: str, repairs: list[Repair]) -> str | None:
+    """Text for a column of ``limit`` characters: a longer one is cut, with a repair."""
+    if text is None or len(text) <= limit:
+        return text
+    repairs.append(repair(field, "text_truncated", f"longer than {limit} characters: cut"))
+    return text[:limit]
+
+
+def _merged(stored: list[Repair] | None, repairs: list[Repair]) -> list[Repair] | None:
+    """The call's repairs so far plus this request's, each once."""
+    merged = list(stored or ())
+    merged.extend(item for item in repairs if item not in merged)
+    return merged or None
 
 
 async def record_chunk_requested(
@@ -284,17 +341,28 @@ async def record_chunk_requested(
 
 
 async def record_chunk_uploaded(
-    connection: AsyncConnection, call_id: str, chunk_index: int, size: int
+    connection: AsyncConnection,
+    call_id: str,
+    chunk_index: int,
+    size: int,
+    sha256: str | None = None,
 ) -> str | None:
     """The server stored a chunk's bytes: the call's status, or None when the call is gone.
 
-    A chunk of an ended call (a late retry) enqueues a stitch.
+    A chunk of an ended call (a late retry) enqueues a stitch. ``sha256`` is the digest of
+    the bytes, which tells a client's retry (the same bytes) from a replayed URL.
     """
     now = utcnow()
     statements = _chunk_statements(connection)
     result = await connection.execute(
         statements.chunk_uploaded,
-        {"p_call_id": call_id, "p_chunk_index": chunk_index, "p_size": size, "p_now": now},
+        {
+            "p_call_id": call_id,
+            "p_chunk_index": chunk_index,
+            "p_size": size,
+            "p_sha256": sha256,
+            "p_now": now,
+        },
     )
     if not result.rowcount:
         return None
@@ -309,17 +377,24 @@ def _transcript_text(body: CallEnded) -> str:
 
 
 async def record_call_ended(
-    connection: AsyncConnection, project_id: str, body: CallEnded
+    connection: AsyncConnection,
+    project_id: str,
+    body: CallEnded,
+    repairs: list[Repair] | None = None,
 ) -> tuple[CallRef, bool]:
     """Store call-ended once; return the call and whether this request changed it.
 
     A repeat is acknowledged unchanged, but one whose recording format disagrees with the
-    stored one is a conflict: the chunks already stored cannot be both.
+    stored one is a conflict: the chunks already stored cannot be both. ``repairs`` as for
+    ``record_call_started``.
     """
     check_call_id(body.pipecatCallId)
-    event_at = _parse_time(body.eventTimestamp, "eventTimestamp")
-    started_at = _parse_time(body.callStartedAt, "callStartedAt")
-    ended_at = _parse_time(body.callEndedAt, "callEndedAt") or event_at
+    repairs = [] if repairs is None else repairs
+    event_at = _parse_time(body.eventTimestamp, "eventTimestamp", repairs)
+    started_at = _parse_time(body.callStartedAt, "callStartedAt", repairs)
+    ended_at = _parse_time(body.callEndedAt, "callEndedAt", repairs) or event_at
+    ended_reason = _fit(body.callEndedReason, _ENDED_REASON_LENGTH, "callEndedReason", repairs)
+    _note_deep_arguments(body, repairs)
     call = await _call(connection, project_id, body.pipecatCallId, lock=True)
     stored = (
         await connection.execute(
@@ -328,6 +403,7 @@ async def record_call_ended(
                 schema.calls.c.sample_rate,
                 schema.calls.c.num_channels,
                 schema.calls.c.started_at,
+                schema.calls.c.ingest_warnings,
             ).where(schema.calls.c.id == call.id)
         )
     ).one()
@@ -354,7 +430,7 @@ async def record_call_ended(
         started_at=started_at,
         ended_at=ended_at,
         duration_ms=duration_ms,
-        ended_reason=body.callEndedReason,
+        ended_reason=ended_reason,
         agent_spoke_first=body.agentSpokeFirst,
         sample_rate=body.recordingSampleRate,
         num_channels=body.recordingNumChannels,
@@ -362,10 +438,24 @@ async def record_call_ended(
         transcript_text=_transcript_text(body),
         tool_calls=tool_calls,
         metrics=metrics,
+        ingest_warnings=_merged(stored.ingest_warnings, repairs),
         **call_figures(transcript, tool_calls, metrics),
     )
     await enqueue_stitch(connection, call.id, utcnow())
     return CallRef(call.id, ENDED, body.recordingNumChannels), True
+
+
+def _note_deep_arguments(body: CallEnded, repairs: list[Repair]) -> None:
+    """Tool arguments are kept as sent; too deep to parse, they are also shown as text."""
+    for index, record in enumerate(body.toolCalls or ()):
+        if isinstance(record, ToolCall) and nesting_depth(record.arguments) > MAX_DEPTH:
+            repairs.append(
+                repair(
+                    f"toolCalls.{index}.arguments",
+                    "nested_too_deep",
+                    f"nested more than {MAX_DEPTH} levels: parameters are its text",
+                )
+            )
 
 
 def _check_same_format(body: CallEnded, sample_rate: int | None, channels: int | None) -> None:

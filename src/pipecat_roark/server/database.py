@@ -19,6 +19,8 @@ from sqlalchemy import ColumnElement, Connection, Row, Table, event, select, tex
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .private_files import make_private_dirs, make_private_file
+
 __all__ = [
     "MIGRATIONS_DIR",
     "create_engine",
@@ -57,7 +59,10 @@ def create_engine(database_url: str) -> AsyncEngine:
     url = make_url(normalize_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's own mode.
+            path = Path(url.database).expanduser()
+            make_private_dirs(path.parent)
+            make_private_file(path)
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine

@@ -7,6 +7,8 @@ full gets a 503 with ``Retry-After`` so the client retries later.
 from __future__ import annotations
 
 import errno
+import json
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +24,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 __all__ = [
     "ERROR_RESPONSES",
@@ -30,6 +33,9 @@ __all__ = [
     "StorageUnavailable",
     "error_response",
     "install_error_handlers",
+    "log_failure",
+    "request_id",
+    "send_error",
 ]
 
 
@@ -37,6 +43,8 @@ class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    requestId: str | None = None
+    """Set on a 500: the id the server's log names the failure by."""
 
 
 class ErrorBody(BaseModel):
@@ -53,6 +61,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Conflicts with what is stored"),
         (413, "Body over its limit"),
         (422, "A field is missing or invalid"),
+        (500, "Unexpected failure, logged under the answer's requestId"),
         (503, "Storage unavailable; retry after Retry-After seconds"),
     )
 }
@@ -73,17 +82,61 @@ class StorageUnavailable(Exception):
     """The database or blob store cannot take the request now; nothing was half-written."""
 
 
+def _detail(code: str, message: str, field: str | None, request_id: str | None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        detail["field"] = field
+    if request_id is not None:
+        detail["requestId"] = request_id
+    return {"error": detail}
+
+
 def error_response(
     status: int,
     code: str,
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
-    detail: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        detail["field"] = field
-    return JSONResponse({"error": detail}, status_code=status, headers=headers)
+    body = _detail(code, message, field, request_id)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    request_id: str | None = None,
+    close: bool = False,
+) -> None:
+    """The same error body, sent from ASGI middleware (outside FastAPI's handlers)."""
+    payload = json.dumps(_detail(code, message, field, request_id)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def log_failure(exc: BaseException, method: object, path: object, found: str | None) -> None:
+    """Log an unexpected failure once, with its traceback as Python prints it: without the
+    values of variables (which would show transcripts and keys), whatever the log sink's
+    ``diagnose`` setting."""
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    logger.error("unexpected error on {} {} (request {})\n{}", method, path, found, text)
+
+
+def request_id(request: Request) -> str | None:
+    """The id ``request_guard`` gave this request (None outside the app)."""
+    value = getattr(request.state, "request_id", None)
+    return None if value is None else str(value)
 
 
 def _field_of(location: tuple[Any, ...]) -> str | None:
@@ -141,7 +194,7 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
-            "body" if exc.status_code == 413 else None,
+            "body" if exc.status_code in (400, 413) else None,
             headers=getattr(exc, "headers", None),
         )
 
@@ -156,10 +209,9 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
                 "storage is unavailable; retry later",
                 headers={"Retry-After": str(retry_after)},
             )
-        logger.opt(exception=exc).error(
-            "unexpected error on {} {}", request.method, request.url.path
-        )
-        return error_response(500, "internal_error", "internal server error")
+        found = request_id(request)
+        log_failure(exc, request.method, request.url.path, found)
+        return error_response(500, "internal_error", "internal server error", request_id=found)
 
     # Registered per class (not for Exception) so the handler answers without re-raising.
     for storage_error in (SQLAlchemyError, OSError, StorageUnavailable):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Request
+from loguru import logger
 from pydantic import Field
 
 from ..wire import (
@@ -23,14 +24,15 @@ from ..wire import (
 from .auth import ProjectId
 from .blobs import chunk_key
 from .calls import check_call_id, record_call_ended, record_call_started, record_chunk_requested
+from .clean_route import SanitisedJsonRoute, request_repairs
 from .errors import ERROR_RESPONSES, ApiError
-from .models import EventAck
+from .models import EventAck, IngestWarning
 from .state import ServerState, get_state
 from .uploads import upload_url
 
 __all__ = ["router"]
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(responses=ERROR_RESPONSES, route_class=SanitisedJsonRoute)
 
 # A late chunk's bytes may be on their way to a bucket; look for them after this long.
 _LATE_CHUNK_DELAY = 2.0
@@ -41,18 +43,32 @@ LifecycleEvent = Annotated[CallStarted | CallEnded, Field(discriminator="event")
 @router.post(EVENTS_PATH, response_model=EventAck, summary="call-started or call-ended")
 async def post_event(
     body: Annotated[LifecycleEvent, Body()],
+    request: Request,
     project_id: ProjectId,
     state: Annotated[ServerState, Depends(get_state)],
 ) -> EventAck:
     check_call_id(body.pipecatCallId)
+    repairs = list(request_repairs(request))
     async with state.begin() as connection:
         if isinstance(body, CallStarted):
-            call, changed = await record_call_started(connection, project_id, body)
+            call, changed = await record_call_started(connection, project_id, body, repairs)
         else:
-            call, changed = await record_call_ended(connection, project_id, body)
+            call, changed = await record_call_ended(connection, project_id, body, repairs)
     if isinstance(body, CallEnded):
         state.stitch_wanted.set()
-    return EventAck(ok=True, callId=call.id, status=call.status, changed=changed)  # type: ignore[arg-type]
+    if repairs:
+        logger.bind(call_id=call.id).info(
+            "stored with {} repaired value(s): {}",
+            len(repairs),
+            ", ".join(sorted({f"{item['field']} ({item['code']})" for item in repairs})),
+        )
+    return EventAck(
+        ok=True,
+        callId=call.id,
+        status=call.status,  # type: ignore[arg-type]
+        changed=changed,
+        warnings=[IngestWarning.model_validate(item) for item in repairs],
+    )
 
 
 @router.post(

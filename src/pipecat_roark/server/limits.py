@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import send_error
 
 __all__ = ["CHUNK_BODY_LIMIT", "JSON_BODY_LIMIT", "BodyLimitMiddleware", "BodyTooLarge"]
 
@@ -85,23 +84,11 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    body: dict[str, Any] = {
-        "error": {
-            "code": "body_too_large",
-            "message": f"body: larger than the limit of {limit} bytes",
-            "field": "body",
-        }
-    }
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
+    await send_error(
+        send,
+        413,
+        "body_too_large",
+        f"body: larger than the limit of {limit} bytes",
+        field="body",
+        close=True,
     )
-    await send({"type": "http.response.body", "body": payload})

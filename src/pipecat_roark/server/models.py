@@ -20,6 +20,7 @@ __all__ = [
     "DeleteOne",
     "EndedStatus",
     "EventAck",
+    "IngestWarning",
     "PipecatDetails",
     "PipecatDetailsOne",
     "PromptRevisionList",
@@ -55,6 +56,21 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class IngestWarning(_Out):
+    """A value changed so that the call could be stored (docs/server.md, "Bad values")."""
+
+    field: str
+    code: Literal[
+        "text_replaced",
+        "text_truncated",
+        "non_finite_number",
+        "nested_too_deep",
+        "timestamp_out_of_range",
+    ]
+    message: str
+    original: str | None = None
+
+
 class EventAck(_Out):
     """Answer to call-started and call-ended."""
 
@@ -62,6 +78,8 @@ class EventAck(_Out):
     callId: str
     status: Literal["IN_PROGRESS", "ENDED"]
     changed: bool
+    warnings: list[IngestWarning] = []
+    """What this request's values needed to be stored; empty when nothing did."""
 
 
 class CallAgent(_Out):
@@ -222,6 +240,8 @@ class PipecatDetails(_Out):
     toolInvocations: list[ToolInvocation]
     metrics: list[dict[str, Any]]
     recording: RecordingDetails
+    ingestWarnings: list[IngestWarning]
+    """Every value changed so that the call could be stored."""
 
 
 class PipecatDetailsOne(_Out):

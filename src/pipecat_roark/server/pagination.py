@@ -10,13 +10,14 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .errors import ApiError
+from .sanitise import clean_text
 
 __all__ = ["Page", "decode_cursor", "encode_cursor", "fetch_page", "keyset_after"]
 
@@ -27,9 +28,27 @@ def _encode_value(value: Any) -> Any:
     return value
 
 
+_INT64 = 2**63
+
+
 def _decode_value(value: Any) -> Any:
+    """A key as a query can compare it; ``ValueError`` for one no database takes.
+
+    A cursor is client input: an edited one may hold a naive or out-of-range time, NUL or a
+    lone surrogate, or an integer past 64 bits.
+    """
     if isinstance(value, dict) and isinstance(value.get("t"), str):
-        return datetime.fromisoformat(value["t"])
+        moment = datetime.fromisoformat(value["t"])
+        if moment.tzinfo is None:
+            raise ValueError("naive time")
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("time out of range") from None
+    if isinstance(value, str) and clean_text(value) != value:
+        raise ValueError("unstorable text")
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise ValueError("integer out of range")
     return value
 
 
@@ -44,7 +63,8 @@ def decode_cursor(cursor: str, sort: str, direction: str) -> tuple[Any, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         made_for_sort, made_for_direction, key, row_id = json.loads(raw)
         key = _decode_value(key)
-    except (ValueError, TypeError, binascii.Error):
+        _decode_value(row_id)
+    except (ValueError, TypeError, RecursionError, binascii.Error):
         raise ApiError(422, "invalid_field", "after: not a cursor from this API", "after") from None
     if (made_for_sort, made_for_direction) != (sort, direction) or not isinstance(row_id, str):
         raise ApiError(

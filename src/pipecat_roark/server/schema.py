@@ -40,6 +40,7 @@ __all__ = [
     "projects",
     "server_secrets",
     "stitch_jobs",
+    "used_login_links",
 ]
 
 
@@ -160,6 +161,8 @@ calls = Table(
     Column("interruption_count", Integer(), nullable=True),
     Column("response_latencies", _json(), nullable=True),
     Column("response_latency_p50", Float(), nullable=True),
+    # What ingest changed to make the call storable (sanitise.Repair), shown with the call.
+    Column("ingest_warnings", _json(), nullable=True),
     UniqueConstraint("project_id", "pipecat_call_id", name="uq_calls_project_pipecat_id"),
     Index("ix_calls_project_created", "project_id", "created_at"),
     Index("ix_calls_status_activity", "status", "last_activity_at"),
@@ -186,6 +189,16 @@ chunks = Table(
     Column("url_expires_at", UTCDateTime(), nullable=False),
     Column("size", BigInteger(), nullable=True),
     Column("uploaded_at", UTCDateTime(), nullable=True),
+    # Of the bytes a folder-store upload stored: its URL then takes no other bytes.
+    Column("sha256", String(64), nullable=True),
+)
+
+used_login_links = Table(
+    "used_login_links",
+    metadata,
+    # SHA-256 of a login link's token: a link opens one session, once.
+    Column("token_sha256", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )
 
 stitch_jobs = Table(

@@ -57,7 +57,9 @@ class ServerSettings:
     """Base URL clients reach this server at (for upload URLs); default: the request's own."""
     retention_days: float | None = None
     secret_key: str | None = None
-    """Signs upload and recording URLs; default: one generated once and kept in the database."""
+    """Signs upload and recording URLs, sessions and login links; default: a 0600 file
+    ``url-signing-key`` beside the SQLite database (with PostgreSQL, in data_dir), made once.
+    Never kept in the database. Replicas on several machines must share it."""
     inactivity_timeout: float = 3600.0
     """A call with no request for this long is finalised as if call-ended had arrived."""
     upload_url_ttl: int = 900

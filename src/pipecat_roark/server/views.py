@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,6 +15,7 @@ from .models import (
     CallOut,
     CustomerParticipant,
     EndedStatus,
+    IngestWarning,
     PipecatDetails,
     RecordingDetails,
     RecordingGap,
@@ -23,6 +23,7 @@ from .models import (
     Transcript,
     TranscriptEntry,
 )
+from .sanitise import parse_embedded_json
 
 __all__ = [
     "agent_out",
@@ -133,13 +134,6 @@ def transcript_out(call: Row[Any]) -> Transcript:
     )
 
 
-def _parameters(arguments: str) -> Any:
-    try:
-        return json.loads(arguments)
-    except ValueError:
-        return arguments
-
-
 def tool_invocations(
     records: list[dict[str, Any]] | None, started_at: datetime | None
 ) -> list[ToolInvocation]:
@@ -159,7 +153,7 @@ def tool_invocations(
             ToolInvocation(
                 toolCallId=str(record.get("toolCallId", "")),
                 name=str(record.get("name", "")),
-                parameters=_parameters(arguments),
+                parameters=parse_embedded_json(arguments),
                 arguments=arguments,
                 result=None if result is None else str(result.get("content", "")),
                 startOffsetMs=_offset_ms(
@@ -201,6 +195,7 @@ def pipecat_details(
             stitchCount=call.stitch_count,
             stitchedAt=_iso_or_none(call.stitched_at),
         ),
+        ingestWarnings=[IngestWarning.model_validate(item) for item in call.ingest_warnings or ()],
     )
 
 

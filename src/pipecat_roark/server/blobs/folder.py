@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ..private_files import FILE_MODE, make_private_dirs, open_private
 from . import PIECE_SIZE, BlobNotFound
 
 __all__ = ["FolderBlobStore"]
@@ -20,8 +21,8 @@ class FolderBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self._tmp = self.root / ".tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp = make_private_dirs(self.root / ".tmp")
+        make_private_dirs(self.root)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -65,7 +66,7 @@ class FolderBlobStore:
     def _append(self, handle: BinaryIO | None, temp: Path, pieces: list[bytes]) -> BinaryIO:
         opened = handle is None
         if handle is None:
-            handle = open(temp, "wb")  # noqa: SIM115 (closed by _finish or on failure)
+            handle = os.fdopen(open_private(temp), "wb")
         try:
             for piece in pieces:
                 self._write_piece(handle, piece)
@@ -95,6 +96,7 @@ class FolderBlobStore:
         temp = self._tmp / uuid.uuid4().hex
         try:
             await asyncio.to_thread(shutil.copyfile, path, temp)
+            await asyncio.to_thread(os.chmod, temp, FILE_MODE)
             await asyncio.to_thread(_fsync_path, temp)
             await asyncio.to_thread(_move_into_place, temp, target)
         except BaseException:
@@ -149,7 +151,7 @@ def _fsync_path(path: Path) -> None:
 
 
 def _move_into_place(temp: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(target.parent)
     os.replace(temp, target)
     directory = os.open(target.parent, os.O_RDONLY)
     try:

@@ -49,8 +49,8 @@ __all__ = [
 SESSION_COOKIE = "roark_session"
 CSRF_COOKIE = "roark_csrf"
 SESSION_TTL = 7 * 24 * 3600
-LINK_TTL = 15 * 60
-LINK_TTL_MAX = 24 * 3600
+LINK_TTL = 5 * 60
+LINK_TTL_MAX = 15 * 60
 _SESSION = "dashboard-session"
 _LINK = "dashboard-login-link"
 _NO_KEY = "-"
@@ -91,24 +91,29 @@ async def list_projects(connection: AsyncConnection, limit: int = 50) -> list[tu
     return [(str(row.id), str(row.name)) for row in rows]
 
 
-def _token(secret: str, purpose: str, project_id: str, key_id: str | None, ttl: int) -> str:
+def _token(
+    secret: str, purpose: str, project_id: str, key_id: str | None, ttl: int, nonce: str = ""
+) -> str:
     key_part = key_id or _NO_KEY
-    expires, signature = signing.sign(secret, purpose, f"{project_id}:{key_part}", 0, ttl)
-    return f"{project_id}.{key_part}.{expires}.{signature}"
+    subject = f"{project_id}:{key_part}" + (f":{nonce}" if nonce else "")
+    expires, signature = signing.sign(secret, purpose, subject, 0, ttl)
+    return f"{project_id}.{key_part}.{expires}.{signature}" + (f".{nonce}" if nonce else "")
 
 
 def _read_token(secret: str, purpose: str, token: str) -> tuple[str, str | None] | None:
     parts = token.split(".")
-    if len(parts) != 4 or not parts[2].isdigit():
+    if len(parts) not in (4, 5) or not parts[2].isdigit():
         return None
-    project_id, key_part, expires, signature = parts
-    if not signing.verify(secret, purpose, f"{project_id}:{key_part}", 0, int(expires), signature):
+    project_id, key_part, expires, signature = parts[:4]
+    subject = f"{project_id}:{key_part}" + (f":{parts[4]}" if len(parts) == 5 else "")
+    if not signing.verify(secret, purpose, subject, 0, int(expires), signature):
         return None
     return project_id, None if key_part == _NO_KEY else key_part
 
 
 def login_link_token(secret: str, project_id: str, key_id: str, ttl: int) -> str:
-    return _token(secret, _LINK, project_id, key_id, ttl)
+    """A link's own token: each link differs (a nonce), so using one spends no other."""
+    return _token(secret, _LINK, project_id, key_id, ttl, secrets.token_urlsafe(12))
 
 
 def read_login_link(secret: str, token: str) -> tuple[str, str | None] | None:

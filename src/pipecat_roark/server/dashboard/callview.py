@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from ...stats import percentile
 from ..analytics import metric_entries
+from ..sanitise import parse_embedded_json
 from ..views import ended_status, iso, tool_invocations, transcript_out
 
 __all__ = ["CallPage", "build_call_page"]
@@ -155,10 +156,8 @@ def _pretty(text: str | None) -> str | None:
     """JSON shown indented; anything else as sent."""
     if text is None:
         return None
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
+    value = parse_embedded_json(text)
+    return text if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def _int(value: Any) -> int | None:

@@ -1,11 +1,13 @@
 """Logging in and out: the key form, login links, and the --no-auth project picker.
 
-``POST /v1/dashboard/login-links`` (with a project API key) returns a short-lived link
-that opens a session in a browser: the demo prints one to show its call.
+``POST /v1/dashboard/login-links`` (with a project API key) returns a link that opens a
+session in a browser, once, within minutes: the demo prints one to show its call. A link
+is a capability (whoever holds it is logged in), so a used one is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime, timezone
 from typing import Annotated
@@ -14,10 +16,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from .. import schema
 from ..auth import ProjectId
+from ..database import dialect_insert, utcnow
 from ..errors import ERROR_RESPONSES, ApiError
 from ..recordings import public_base_url
 from ..state import ServerState, get_state
@@ -128,7 +131,8 @@ async def login_by_link(
     request: Request, state: State, token: str = "", next: str | None = None
 ) -> Response:
     target = safe_next(next)
-    found = read_login_link(state.secret, token[:512]) if token else None
+    token = token[:512]
+    found = read_login_link(state.secret, token) if token else None
     if found is not None:
         project_id, key_id = found
         async with state.reader.connect() as connection:
@@ -137,7 +141,7 @@ async def login_by_link(
                     schema.api_keys.c.id == key_id, schema.api_keys.c.project_id == project_id
                 )
             )
-        if live is not None:
+        if live is not None and await _first_use(state, token):
             response = RedirectResponse(target, status_code=303)
             set_session(response, request, state, project_id, key_id)
             return response
@@ -145,9 +149,24 @@ async def login_by_link(
         request,
         state,
         target,
-        error="This login link has expired or is not valid: log in with an API key.",
+        error="This login link has expired, was used already or is not valid: "
+        "log in with an API key.",
         status=400,
     )
+
+
+async def _first_use(state: ServerState, token: str) -> bool:
+    """Mark a valid link used; False when it was used before. Expired marks are dropped."""
+    used = schema.used_login_links
+    expires = datetime.fromtimestamp(int(token.split(".")[2]), timezone.utc)
+    async with state.begin() as connection:
+        await connection.execute(delete(used).where(used.c.expires_at < utcnow()))
+        result = await connection.execute(
+            dialect_insert(connection, used)
+            .values(token_sha256=hashlib.sha256(token.encode()).hexdigest(), expires_at=expires)
+            .on_conflict_do_nothing(index_elements=["token_sha256"])
+        )
+    return bool(result.rowcount)
 
 
 class LoginLinkRequest(BaseModel):
