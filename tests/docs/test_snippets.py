@@ -50,11 +50,13 @@ RUN_HERE = {
     "backup",
     "scale",
     "embed",
+    "delivery-object",
 }
 RUN_ELSEWHERE = {
     "quick-start": "tests/observer/test_readme_example.py",
     "quick-start-run-1.x": "tests/observer/test_readme_example.py",
     "quick-start-run-0.0.x": "tests/observer/test_readme_example.py",
+    "replay-options": "tests/delivery/test_shared_spool.py (--wait, --allow-pending, the report)",
     "deploy-settings": "tests/server/test_deploy.py (the same settings, read from the environment)",
     "test-suite": "scripts/test itself, the command that runs this file (.ci/run runs it)",
 }
@@ -389,6 +391,35 @@ async def test_embedding_the_server(tmp_path: Path) -> None:
     assert base_url.startswith("http://127.0.0.1:")
     assert callable(app)
     assert (tmp_path / "data" / "pipecat-roark.sqlite3").is_file()
+
+
+async def test_a_delivery_used_directly(backend: RecordingBackend, tmp_path: Path) -> None:
+    from pipecat_roark.wire import CALL_ENDED, CALL_STARTED
+
+    (snippet,) = named("delivery-object")
+    code = snippet.code.replace('"/var/spool/roark"', repr(str(tmp_path / "spool")))
+    started = {"event": CALL_STARTED, "pipecatCallId": "doc-call", "agentId": "docs"}
+    namespace: dict[str, Any] = {
+        "call_id": "doc-call",
+        "url": backend.url,
+        "key": "rk_live_docs",
+        "call_started": {**started, "eventTimestamp": "2026-01-01T00:00:00+00:00"},
+        "call_ended": {
+            "event": CALL_ENDED,
+            "pipecatCallId": "doc-call",
+            "eventTimestamp": "2026-01-01T00:01:00+00:00",
+            "callEndedReason": "agent-ended",
+            "recordingSampleRate": 16000,
+            "recordingNumChannels": 2,
+        },
+        "pcm": b"\x01\x00" * 3200,
+    }
+    source = "async def example():\n" + textwrap.indent(code, "    ")
+    source += "    return delivered\n"
+    exec(compile(source, snippet.where, "exec"), namespace)
+    assert await namespace["example"]() is True
+    assert [r.kind for r in backend.requests] == ["call-started", "presign", "upload", "call-ended"]
+    assert backend.pcm("doc-call") == b"\x01\x00" * 3200
 
 
 def test_own_recorder(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from loguru import logger
 from .._version import __version__
 from . import analytics_api, api, dashboard, health, ingest, recordings, uploads
 from .blobs import open_blob_store
+from .dashboard.errorpages import failure_page
 from .database import open_database, read_engine
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
@@ -96,7 +97,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app, settings.retry_after)
     app.add_middleware(BodyLimitMiddleware, upload_prefix=uploads.UPLOAD_PREFIX)
-    app.add_middleware(RequestGuard)  # added last: outermost, so it sees every failure
+    # Added last: outermost, so it sees every failure.
+    app.add_middleware(RequestGuard, failure_page=failure_page)
     for module in (health, ingest, uploads, api, recordings, analytics_api):
         app.include_router(module.router)
     dashboard.install(app)

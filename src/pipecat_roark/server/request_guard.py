@@ -9,8 +9,10 @@ request id, and answered as the usual JSON error with that id, never as plain te
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import log_failure, send_error
@@ -33,8 +35,14 @@ def _nul_field(scope: Scope) -> str | None:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp) -> None:
+    """``failure_page`` answers a failure for a browser (an HTML page with a way back);
+    when it gives None, the answer is the JSON error."""
+
+    def __init__(
+        self, app: ASGIApp, failure_page: Callable[[Scope], Response | None] | None = None
+    ) -> None:
         self.app = app
+        self.failure_page = failure_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,6 +78,10 @@ class RequestGuard:
             log_failure(exc, scope.get("method"), scope.get("path"), request_id)
             if started:
                 raise
+            page = self.failure_page(scope) if self.failure_page is not None else None
+            if page is not None:
+                await page(scope, receive, send_with_id)
+                return
             await send_error(
                 send_with_id,
                 500,

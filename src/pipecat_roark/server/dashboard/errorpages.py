@@ -15,12 +15,13 @@ from fastapi.responses import Response
 from loguru import logger
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from ..errors import StorageUnavailable, error_response
 from .access import Viewer, current_viewer
 from .templating import page
 
-__all__ = ["error_page", "install_error_pages", "is_page_request"]
+__all__ = ["error_page", "failure_page", "install_error_pages", "is_page_request"]
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
@@ -120,6 +121,11 @@ def install_error_pages(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal server error")
 
     app.add_exception_handler(Exception, _unexpected)
+
+
+def failure_page(scope: Scope) -> Response | None:
+    """The 500 page for a browser whose request failed unexpectedly; None for the API."""
+    return error_page(500, viewer=None) if is_page_request(Request(scope)) else None
 
 
 def _is_failure_handler(kind: type[Exception]) -> bool:
