@@ -56,7 +56,8 @@ RUN_ELSEWHERE = {
     "quick-start": "tests/observer/test_readme_example.py",
     "quick-start-run-1.x": "tests/observer/test_readme_example.py",
     "quick-start-run-0.0.x": "tests/observer/test_readme_example.py",
-    "replay-options": "tests/delivery/test_shared_spool.py (--wait, --allow-pending, the report)",
+    "replay-options": "tests/delivery/test_shared_spool.py (--wait, --allow-pending, the report) "
+    "and tests/observer/test_miswired.py (--send-orphans)",
     "deploy-settings": "tests/server/test_deploy.py (the same settings, read from the environment)",
     "test-suite": "scripts/test itself, the command that runs this file (.ci/run runs it)",
 }

@@ -9,6 +9,7 @@ or, with the backend down, the spool keeps all of it for a replay.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
 from pipecat_roark import RoarkObserver
 from pipecat_roark.delivery.delivery import Delivery
+from pipecat_roark.delivery.lanes import ORDER_CALL_ENDED, ORDER_CALL_STARTED
 from pipecat_roark.delivery.retry import Backoff, DeliveryOptions
-from pipecat_roark.delivery.spool import Spool
+from pipecat_roark.delivery.spool import Spool, SpoolRecord
 from pipecat_roark.observer.call_ended import NOT_ATTACHED
 from tests.observer.helpers import assert_protocol
 from tests.support.backend import RecordingBackend, closed_port_url
@@ -109,3 +112,80 @@ async def test_with_the_backend_down_the_spool_holds_the_whole_call_and_replay_d
         assert Spool(spool_dir).pending() == 0
     finally:
         await backend.stop()
+
+
+def _spool_records(spool: Spool, url: str, call_id: str, kinds: list[str], started: bool) -> None:
+    chunks = 0
+    for kind in kinds:
+        if kind == "chunk":
+            chunks += 1
+            order, body = chunks, b"\x01\x00" * 1600  # chunk n - 1 goes n-th
+        else:
+            order = ORDER_CALL_STARTED if kind == "call-started" else ORDER_CALL_ENDED
+            body = _event_body(kind, call_id)
+        spool.write(SpoolRecord(kind, call_id, url, order, body, started=started))
+
+
+def _event_body(kind: str, call_id: str) -> bytes:
+    body: dict[str, Any] = {
+        "event": kind,
+        "pipecatCallId": call_id,
+        "eventTimestamp": "2026-01-01T00:00:00+00:00",
+    }
+    if kind == "call-started":
+        body["agentId"] = "a"
+    else:
+        body.update(callEndedReason="agent-ended", recordingSampleRate=16000)
+        body["recordingNumChannels"] = 1
+    return json.dumps(body).encode()
+
+
+async def _replay(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pipecat_roark.cli",
+        "replay",
+        "--api-key",
+        "k",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode()
+
+
+async def test_a_replay_reports_orphan_chunks_and_sends_nothing_for_them(
+    backend: RecordingBackend,
+) -> None:
+    """Chunks of a call that never started (as an observer that was never attached once
+    spooled them, or a spool from before calls were marked) are kept and reported; a whole
+    call beside them, and chunks of a call whose call-started was delivered, are sent."""
+    spool = Spool(Path(os.environ["ROARK_SPOOL_DIR"]))
+    _spool_records(spool, backend.url, "orphan", ["chunk", "chunk", "call-ended"], started=False)
+    _spool_records(spool, backend.url, "whole", ["call-started", "chunk", "call-ended"], True)
+    _spool_records(spool, backend.url, "mid-call", ["chunk", "call-ended"], started=True)
+    async with aiohttp.ClientSession() as session:  # its call-started got through, once
+        answer = await session.post(
+            f"{backend.url}/v1/integrations/pipecat",
+            data=_event_body("call-started", "mid-call"),
+            headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+        )
+        assert answer.status == 200
+
+    status, report = await _replay()
+    assert status == 1  # something still waits
+    assert "orphaned 3" in report
+    assert "3 record(s) of 1 call(s) are chunks of calls that never started" in report
+    assert "orphan" in report.splitlines()[-1]
+    assert "rejected" not in report
+    sent_for = {r.call_id for r in backend.requests}
+    assert sent_for == {"whole", "mid-call"}
+    assert spool.pending() == 3
+
+    status, report = await _replay("--send-orphans")
+    assert status == 0, report
+    assert {r.call_id for r in backend.requests} == {"whole", "mid-call", "orphan"}
+    assert spool.pending() == 0

@@ -51,6 +51,14 @@ def add_parsers(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "--send-orphans",
+        action="store_true",
+        help=(
+            "also send chunks of calls that never started (no call-started in the spool and "
+            "none delivered); by default they are reported and kept"
+        ),
+    )
+    parser.add_argument(
         "--allow-pending",
         action="store_true",
         help="exit 0 even if records are still waiting when the pass ends",
@@ -74,7 +82,14 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 2
     return asyncio.run(
-        _replay(spool, api_key.strip(), args.base_url, args.wait, args.allow_pending)
+        _replay(
+            spool,
+            api_key.strip(),
+            args.base_url,
+            args.wait,
+            args.allow_pending,
+            send_orphans=args.send_orphans,
+        )
     )
 
 
@@ -104,7 +119,13 @@ def _dry_run(spool: Any) -> int:
 
 
 async def _replay(
-    spool: Any, api_key: str, base_url: str | None, wait: float, allow_pending: bool
+    spool: Any,
+    api_key: str,
+    base_url: str | None,
+    wait: float,
+    allow_pending: bool,
+    *,
+    send_orphans: bool = False,
 ) -> int:
     import aiohttp
 
@@ -128,12 +149,18 @@ async def _replay(
             )
 
         summary = await replay_spool(
-            spool, client_for, options, progress=bar.advance, wait_for_busy=wait
+            spool,
+            client_for,
+            options,
+            progress=bar.advance,
+            wait_for_busy=wait,
+            send_orphans=send_orphans,
         )
     bar.close()
     print(
         f"sent {summary.sent}, still failing {summary.still_failing}, dropped {summary.dropped}, "
-        f"held by another process {summary.busy_records} "
+        f"held by another process {summary.busy_records}, "
+        f"orphaned {summary.orphan_records} "
         f"({summary.calls} call(s) sent from; spool: {spool.directory})"
     )
     if summary.busy:
@@ -143,6 +170,13 @@ async def _replay(
             f"  {summary.busy_records} record(s) of {len(summary.busy)} call(s) are held by "
             f"another live process (an observer still writing them, or another replay)"
             f"{oldest}; run again later, or pass --wait SECONDS"
+        )
+    if summary.orphans:
+        print(
+            f"  {summary.orphan_records} record(s) of {len(summary.orphans)} call(s) are chunks "
+            "of calls that never started (no call-started was sent or kept), so no backend "
+            "would have their call: kept, not sent; --send-orphans sends them anyway. Calls: "
+            + ", ".join(sorted(summary.orphans))
         )
     for error in summary.errors:
         print(f"  rejected: {error}")

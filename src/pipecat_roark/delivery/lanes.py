@@ -62,7 +62,14 @@ class Request:
 
     def record(self) -> SpoolRecord:
         payload = self.pcm if self.kind == "chunk" else json.dumps(self.body).encode()
-        return SpoolRecord(self.kind, self.lane.call_id, self.lane.base_url, self.order, payload)
+        return SpoolRecord(
+            self.kind,
+            self.lane.call_id,
+            self.lane.base_url,
+            self.order,
+            payload,
+            started=self.lane.has_call_started,
+        )
 
 
 class CallLane:
@@ -90,6 +97,11 @@ class CallLane:
         self._chunks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
         self._log = FailureLog(call_id)
+
+    @property
+    def has_call_started(self) -> bool:
+        """call-started was given to this lane (sent, or spooled before the rest)."""
+        return self._started_requested
 
     # -- what the observer calls --------------------------------------------------------
 

@@ -39,6 +39,12 @@ class ReplaySummary:
     errors: list[str] = field(default_factory=list)
     busy: list[BusyCall] = field(default_factory=list)
     """Calls another live owner still held when the pass ended."""
+    orphans: dict[str, int] = field(default_factory=dict)
+    """Records kept, not sent, per call: chunks of calls that never started."""
+
+    @property
+    def orphan_records(self) -> int:
+        return sum(self.orphans.values())
 
     @property
     def busy_records(self) -> int:
@@ -47,7 +53,7 @@ class ReplaySummary:
     @property
     def waiting(self) -> int:
         """Records still in the spool after the pass, for whatever reason."""
-        return self.still_failing + self.busy_records
+        return self.still_failing + self.busy_records + self.orphan_records
 
 
 async def replay_spool(
@@ -59,13 +65,15 @@ async def replay_spool(
     deadline: float | None = None,
     progress: Progress | None = None,
     wait_for_busy: float = 0.0,
+    send_orphans: bool = False,
 ) -> ReplaySummary:
     """One pass over the spool: every call this process can take, oldest first.
 
     ``client_for(record_base_url)`` gives the client to send a call's records with (the
     CLI can point every record at another backend); ``base_url`` limits the pass to
     records meant for that backend. Calls held by another owner are tried again at the end,
-    waiting up to ``wait_for_busy`` seconds in all for their owners to let go.
+    waiting up to ``wait_for_busy`` seconds in all for their owners to let go. Chunks of a
+    call that never started are kept and counted, not sent, unless ``send_orphans``.
     """
     summary = ReplaySummary()
     names = await asyncio.to_thread(spool.call_names)
@@ -78,7 +86,7 @@ async def replay_spool(
         if isinstance(taken, BusyCall):
             busy.append(name)
         elif taken is not None:
-            await _send_call(taken, client_for, options, deadline, summary, progress)
+            await _send_call(taken, client_for, options, deadline, summary, progress, send_orphans)
     until = time.monotonic() + wait_for_busy
     for name in busy:
         wait = max(0.0, until - time.monotonic())
@@ -89,7 +97,7 @@ async def replay_spool(
             summary.still_failing += len(taken.records)
             await asyncio.to_thread(taken.close)
         elif taken is not None:
-            await _send_call(taken, client_for, options, deadline, summary, progress)
+            await _send_call(taken, client_for, options, deadline, summary, progress, send_orphans)
     return summary
 
 
@@ -100,7 +108,12 @@ async def _send_call(
     deadline: float | None,
     summary: ReplaySummary,
     progress: Progress | None,
+    send_orphans: bool = False,
 ) -> None:
+    if lease.orphan and not send_orphans:
+        summary.orphans[lease.call_id] = len(lease.records)
+        await asyncio.to_thread(lease.close)
+        return
     summary.calls += 1
     try:
         await _send_records(lease, client_for(lease.base_url), options, deadline, summary)

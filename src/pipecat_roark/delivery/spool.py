@@ -95,6 +95,9 @@ class SpoolRecord:
     order: int
     body: bytes
     created_at: float = field(default_factory=time.time)
+    started: bool = True
+    """The call has a call-started (delivered, or earlier in the spool). Records from a
+    spool written before this mark was kept read as False: nobody knows."""
 
     @property
     def chunk_index(self) -> int | None:
@@ -143,6 +146,18 @@ class Lease:
         self.records = records
         self._lock = lock
         self._spool = spool
+
+    @property
+    def orphan(self) -> bool:
+        """Chunks of a call that never started: no call-started in the spool, and no record
+        says one was delivered. Sending them would make a call the backend never saw
+        start; they stay until ``pipecat-roark replay --send-orphans``."""
+        kinds = {record.kind for record in self.records}
+        return (
+            "chunk" in kinds
+            and "call-started" not in kinds
+            and not any(record.started for record in self.records)
+        )
 
     def done(self, path: Path) -> None:
         """The record was delivered (or rejected for good): it leaves the spool."""
@@ -234,6 +249,7 @@ class Spool:
             "createdAt": record.created_at,
             "length": len(record.body),
             "sha256": hashlib.sha256(record.body).hexdigest(),
+            "started": record.started,
         }
         data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + record.body
         with self._lock:
@@ -432,6 +448,7 @@ class Spool:
                 order=int(header["order"]),
                 body=body,
                 created_at=float(header["createdAt"]),
+                started=header.get("started") is True,
             )
         except FileNotFoundError:
             return None
