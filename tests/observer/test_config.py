@@ -186,3 +186,29 @@ async def test_the_recorder_records_a_frame_as_it_is_pushed(backend: RecordingBa
     await run_call([observer], call, after_output=[probe, recorder])
     assert probe.growth
     assert all(grown > 0 for grown in probe.growth)
+
+
+async def test_each_observer_keeps_its_own_delivery_options(backend: RecordingBackend) -> None:
+    from pipecat_roark.delivery.delivery import Delivery, default_delivery
+    from pipecat_roark.delivery.retry import DeliveryOptions
+
+    quick = RoarkObserver(
+        agent_id="a", api_key="k", delivery_options=DeliveryOptions(request_timeout=1.0)
+    )
+    patient = RoarkObserver(
+        agent_id="b", api_key="k", delivery_options=DeliveryOptions(request_timeout=30.0)
+    )
+    assert quick.delivery.options.request_timeout == 1.0
+    assert patient.delivery.options.request_timeout == 30.0
+    shared = Delivery(DeliveryOptions(deadline=5.0))
+    first = RoarkObserver(agent_id="c", api_key="k", delivery=shared)
+    second = RoarkObserver(agent_id="d", api_key="k", delivery=shared)
+    assert first.delivery is second.delivery is shared
+    assert RoarkObserver(agent_id="e", api_key="k").delivery is default_delivery()
+    assert default_delivery().options == DeliveryOptions()  # never another's arguments
+    with pytest.raises(ValueError, match="not both"):
+        RoarkObserver(
+            agent_id="f", api_key="k", delivery=shared, delivery_options=DeliveryOptions()
+        )
+    for delivery in (quick.delivery, patient.delivery, shared):
+        await delivery.aclose()

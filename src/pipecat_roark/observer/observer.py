@@ -144,6 +144,11 @@ class RoarkObserver(BaseObserver):
         return self._call_id
 
     @property
+    def delivery(self) -> Delivery:
+        """The ``Delivery`` that sends this call."""
+        return self._delivery
+
+    @property
     def delivery_stats(self) -> dict[str, int]:
         """Requests of this call sent, retried, spooled, replayed (from earlier calls),
         dropped and failed so far."""
