@@ -8,11 +8,8 @@ or, with the backend down, the spool keeps all of it for a replay.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from pipecat_roark.observer.call_ended import NOT_ATTACHED
 from tests.observer.helpers import assert_protocol
 from tests.support.backend import RecordingBackend, closed_port_url
 from tests.support.pipeline import CallScript, run_call
+from tests.support.replay import run_replay
 
 pytestmark = pytest.mark.skipif(
     version("pipecat-ai").startswith("0."),
@@ -96,18 +94,8 @@ async def test_with_the_backend_down_the_spool_holds_the_whole_call_and_replay_d
     backend = RecordingBackend()
     await backend.start(port=urlsplit(url).port or 0)
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "pipecat_roark.cli",
-            "replay",
-            "--api-key",
-            "k",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode == 0, stderr.decode()
+        status, _, stderr = await run_replay("--api-key", "k")
+        assert status == 0, stderr
         assert_whole_unattached_call(backend, observer.pipecat_call_id, b"".join(chunks))
         assert Spool(spool_dir).pending() == 0
     finally:
@@ -140,23 +128,6 @@ def _event_body(kind: str, call_id: str) -> bytes:
     return json.dumps(body).encode()
 
 
-async def _replay(*args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pipecat_roark.cli",
-        "replay",
-        "--api-key",
-        "k",
-        *args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode()
-
-
 async def test_a_replay_reports_orphan_chunks_and_sends_nothing_for_them(
     backend: RecordingBackend,
 ) -> None:
@@ -175,7 +146,7 @@ async def test_a_replay_reports_orphan_chunks_and_sends_nothing_for_them(
         )
         assert answer.status == 200
 
-    status, report = await _replay()
+    status, report, _ = await run_replay("--api-key", "k")
     assert status == 1  # something still waits
     assert "orphaned 3" in report
     assert "3 record(s) of 1 call(s) are chunks of calls that never started" in report
@@ -185,7 +156,7 @@ async def test_a_replay_reports_orphan_chunks_and_sends_nothing_for_them(
     assert sent_for == {"whole", "mid-call"}
     assert spool.pending() == 3
 
-    status, report = await _replay("--send-orphans")
+    status, report, _ = await run_replay("--api-key", "k", "--send-orphans")
     assert status == 0, report
     assert {r.call_id for r in backend.requests} == {"whole", "mid-call", "orphan"}
     assert spool.pending() == 0
