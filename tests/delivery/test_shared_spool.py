@@ -22,7 +22,6 @@ import httpx
 import pytest
 
 from pipecat_roark.delivery.spool import ORDER_CALL_ENDED, ORDER_CALL_STARTED, Spool, SpoolRecord
-from pipecat_roark.server.embed import ensure_project_key, serve_in_background
 from pipecat_roark.server.settings import ServerSettings
 from tests.delivery.counting_proxy import CountingProxy
 from tests.delivery.namespaces import PYTHON_PID, in_pid_namespace, pid_of, require_pid_namespaces
@@ -284,6 +283,9 @@ async def test_replay_reports_calls_held_by_a_live_process_and_leaves_its_writes
 async def test_two_replays_in_separate_pid_namespaces_fill_a_real_server_with_whole_calls(
     tmp_path: Path,
 ) -> None:
+    pytest.importorskip("uvicorn", reason="the real server needs the [server] extra")
+    from pipecat_roark.server.embed import ensure_project_key, serve_in_background
+
     proxy = CountingProxy()  # slow and counting, in front of a real `serve`
     proxy_url = await proxy.start()
     settings = ServerSettings(

@@ -16,8 +16,10 @@ class OfflineViolation(AssertionError):
     pass
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def offline() -> Iterator[list[Any]]:
+    # Package scope: the demo's tests run offline, and the proxy settings that enforce it
+    # must not outlive them into another package's tests on the same worker.
     with pytest.MonkeyPatch.context() as monkeypatch:
         yield from _offline(monkeypatch)
 
