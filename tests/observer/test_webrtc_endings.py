@@ -58,6 +58,7 @@ with warnings.catch_warnings():
 README = Path(__file__).resolve().parents[2] / "README.md"
 GREETING_SECS = 1.0
 GOODBYE_SECS = 2.0
+SPEECH_WINDOW_SECS = 0.01
 
 # A processor's request to end the call: Pipecat 1.x's EndWorkerFrame, 0.0.x's EndTaskFrame.
 END_REQUEST: type[Frame] = getattr(
@@ -192,6 +193,9 @@ def assert_whole_call(call: WebRTCCall, backend: RecordingBackend, reason: str) 
     assert len(stereo) >= max(meter.samples.values())
     assert meter.samples["user"] > 0
     assert meter.samples["bot"] >= GREETING_SECS * RATE
+    # The call lasts as long as its recording, to the 10 ms window speech is measured in.
+    (summary,) = [m for m in ended["metrics"] if m["kind"] == "call_summary"]
+    assert abs(summary["durationSeconds"] - len(stereo) / RATE) <= SPEECH_WINDOW_SECS
     assert_protocol(backend)
 
 
