@@ -42,7 +42,6 @@ RUN_HERE = {
     "demo",
     "install",
     "install-checkout",
-    "disconnect",
     "own-recorder",
     "replay",
     "serve",
@@ -54,6 +53,7 @@ RUN_HERE = {
 }
 RUN_ELSEWHERE = {
     "quick-start": "tests/observer/test_readme_example.py",
+    "disconnect": "tests/observer/test_webrtc_endings.py (on a real SmallWebRTC transport)",
     "quick-start-run-1.x": "tests/observer/test_readme_example.py",
     "quick-start-run-0.0.x": "tests/observer/test_readme_example.py",
     "replay-options": "tests/delivery/test_shared_spool.py (--wait, --allow-pending, the report) "
@@ -433,35 +433,3 @@ def test_own_recorder(monkeypatch: pytest.MonkeyPatch) -> None:
     roark, recorder = namespace["roark"], namespace["recorder"]
     assert roark.audio_processor is recorder
     assert recorder.num_channels == 2
-
-
-async def test_ending_the_call_from_the_disconnect_handler(
-    backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pipecat.utils.base_object import BaseObject
-
-    from pipecat_roark import RoarkObserver
-
-    class Transport(BaseObject):
-        """Fires ``on_client_disconnected`` as SmallWebRTC's transport does."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self._register_event_handler("on_client_disconnected")
-
-    class Task:
-        cancelled = False
-
-        async def cancel(self) -> None:
-            self.cancelled = True
-
-    (snippet,) = named("disconnect")
-    monkeypatch.setenv("ROARK_API_KEY", "rk_live_docs")
-    transport, task = Transport(), Task()
-    roark = RoarkObserver(agent_id="docs", base_url=backend.url)
-    namespace = {"transport": transport, "roark": roark, "task": task}
-    exec(compile(snippet.code, snippet.where, "exec"), namespace)
-    await transport._call_event_handler("on_client_disconnected", object())
-    await transport.cleanup()  # waits for the handler it started
-    assert task.cancelled
-    assert backend.call_ended()["callEndedReason"] == "client-disconnected"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import pipecat.frames.frames as pipecat_frames
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -51,8 +52,28 @@ _SEEN_CAPACITY = 4096
 _MAX_SERVICE_METRICS = 20_000
 
 
+def _end_requests() -> tuple[type, ...]:
+    """The frames a processor pushes to have its task end or cancel the call.
+
+    They are the call's first end signal when the bot ends the call behind its goodbye:
+    the EndFrame they lead to comes only once the goodbye has played, and a caller who
+    hangs up meanwhile must not take the call's reason. Pipecat 1.x names them
+    EndWorkerFrame and CancelWorkerFrame, 0.0.x EndTaskFrame and CancelTaskFrame.
+    """
+    for names in (("EndWorkerFrame", "CancelWorkerFrame"), ("EndTaskFrame", "CancelTaskFrame")):
+        found = tuple(
+            getattr(pipecat_frames, name) for name in names if hasattr(pipecat_frames, name)
+        )
+        if found:
+            return found
+    return ()
+
+
+_END_REQUESTS = _end_requests()
+
+
 def end_reason(frame: Frame) -> str:
-    """The reason a call ends for an End, Stop or Cancel frame."""
+    """The reason a call ends for an End, Stop or Cancel frame, or a request for one."""
     if isinstance(frame, StopFrame):
         return "unknown"
     reason = getattr(frame, "reason", None)
@@ -66,7 +87,7 @@ class FrameRouter:
         self.transcript = Transcript()
         self.service_metrics: list[tuple[dict[str, Any], Moment]] = []
         self.end_reason: str | None = None
-        """The reason of the first End, Stop or Cancel frame seen, if one came."""
+        """The reason of the first End, Stop or Cancel frame (or request for one) seen."""
         self.handlers: dict[type, Handler | None] = {}
         self._metrics = metrics
         self._on_start = on_start
@@ -98,7 +119,7 @@ class FrameRouter:
             (VADUserStoppedSpeakingFrame, self._vad_edge(recorded.vad_stopped, "stop_secs")),
             (FunctionCallInProgressFrame, self._on_tool_call),
             (FunctionCallResultFrame, self._on_tool_result),
-            ((EndFrame, StopFrame, CancelFrame), self.on_end_frame),
+            ((EndFrame, StopFrame, CancelFrame, *_END_REQUESTS), self.on_end_frame),
             (MetricsFrame, self._on_metrics if self._metrics else None),
         )
         for classes, handler in table:
