@@ -177,3 +177,26 @@ def test_serve_keeps_an_idle_connection_open_longer_than_its_clients_do(tmp_path
         connection.close()
     finally:
         server.stop()
+
+
+def test_commands_started_together_on_a_new_data_dir_all_find_one_schema(tmp_path: Path) -> None:
+    """Each command brings the SQLite schema up to date when it opens the database; six at
+    once (``serve`` starting beside ``keys create``) take turns instead of adding the same
+    column twice."""
+    data = tmp_path / "data"
+    env = {**os.environ, "ROARK_SERVER_DATA_DIR": str(data)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipecat_roark.cli", "keys", "create", "--project", f"p{n}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(6)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr[-2000:]
+    listed = cli("keys", "list", env={"ROARK_SERVER_DATA_DIR": str(data)})
+    assert all(f"p{n}" in listed.stdout for n in range(6))

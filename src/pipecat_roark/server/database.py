@@ -8,7 +8,10 @@ apply them once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,7 +157,28 @@ async def insert_or_select(
 
 
 async def run_migrations(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision; safe for replicas starting at once."""
+    """Bring the schema to the newest revision; safe for replicas starting at once, and for
+    processes starting at once on one SQLite file (``serve`` beside ``keys create``)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database and database != ":memory:":
+        lock = await asyncio.to_thread(_lock_file, f"{database}.migrations.lock")
+        try:
+            await _migrate(engine)
+        finally:
+            os.close(lock)  # closing the file lets the lock go
+    else:
+        await _migrate(engine)
+    logger.debug("database schema is current")
+
+
+def _lock_file(path: str) -> int:
+    """An exclusive lock on ``path`` (owner-only, made if missing), held until closed."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+async def _migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         is_postgres = connection.dialect.name == "postgresql"
         if is_postgres:
@@ -171,7 +195,6 @@ async def run_migrations(engine: AsyncEngine) -> None:
                     text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
                 await connection.commit()
-    logger.debug("database schema is current")
 
 
 def _upgrade_to_head(connection: Connection) -> None:
