@@ -16,7 +16,18 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .._version import __version__
-from . import analytics_api, api, dashboard, health, ingest, recordings, schema, traces, uploads
+from . import (
+    analytics_api,
+    api,
+    attribution_api,
+    dashboard,
+    health,
+    ingest,
+    recordings,
+    schema,
+    traces,
+    uploads,
+)
 from .blobs import open_blob_store
 from .database import insert_or_select, open_database, read_engine
 from .errors import install_error_handlers
@@ -108,7 +119,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app, settings.retry_after)
     app.add_middleware(BodyLimitMiddleware, upload_prefix=uploads.UPLOAD_PREFIX)
-    for module in (health, ingest, uploads, api, recordings, analytics_api, traces):
+    routers = (health, ingest, uploads, api, recordings, analytics_api, attribution_api, traces)
+    for module in routers:
         app.include_router(module.router)
     dashboard.install(app)
     return app
