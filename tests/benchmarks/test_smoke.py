@@ -27,6 +27,7 @@ EXPECTED = {
         "| 4 |",
     ],
     "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],
+    "latency_attribution": ["| daily analytics (baseline) |", "| attribution, two weeks |", "Goal"],
     "dashboard_pages": [
         "| calls list (HTML, first 50) |",
         "call page (HTML)",
