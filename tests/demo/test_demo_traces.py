@@ -4,6 +4,7 @@ to a real ``serve``: the call's stt, llm and tts spans are joined to it, under i
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from rich.console import Console
 
 from pipecat_roark import RoarkObserver
 from pipecat_roark.demo.call import play_call
@@ -85,3 +87,22 @@ async def test_the_demo_calls_spans_land_under_its_turns(tmp_path: Path) -> None
     assert turns_with_all
     llm = next(s for s in spans if s["name"] == "llm")
     assert llm["attributes"]["gen_ai.request.model"]
+
+
+async def test_the_demo_sends_its_spans_with_tracing_on(tmp_path: Path) -> None:
+    from pipecat_roark.demo.runner import DemoOptions, run_demo
+
+    settings = ServerSettings(data_dir=tmp_path / "data", worker_poll_interval=0.05)
+    key = await ensure_project_key(settings, "luigi")
+    async with serve_in_background(settings) as base_url:
+        options = DemoOptions(
+            scenario="interruption", speed=None, to=base_url, api_key=key, tracing=True
+        )
+        outcome = await run_demo(options, Console(file=io.StringIO()))
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+            listing = (await client.get("/v1/call")).json()["data"]
+            (call,) = [c for c in listing if c["externalId"] == outcome.pipecat_call_id]
+            spans = (await client.get(f"/v1/call/{call['id']}/spans")).json()["data"]["spans"]
+    assert outcome.spans_sent == len(spans) > 0
+    assert {"conversation", "turn", "stt", "llm", "tts"} <= {s["name"] for s in spans}
