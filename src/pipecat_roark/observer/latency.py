@@ -355,6 +355,7 @@ def _metric(
         "value": sum(part.duration for part in parts),
         **place(min(part.start for part in parts)),
         "source": "pipecat" if reply.parts is None else "derived",
+        "endedAt": iso_utc(end),
         "contributions": [_contribution(part, place(part.start)) for part in parts],
     }
     if onset is not None:
