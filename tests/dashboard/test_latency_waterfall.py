@@ -14,10 +14,7 @@ import pytest_asyncio
 pytest.importorskip("hibari", reason="needs the [demo] extra")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs the [demo] extra")
 
-from pipecat_roark import RoarkObserver
-from pipecat_roark.demo.call import play_call
-from pipecat_roark.demo.scenarios import SCENARIOS
-from pipecat_roark.demo.tracing import SpanShipper
+from tests.support.traced import traced_demo_call
 
 from .live import Protocol
 
@@ -26,19 +23,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def traced(acme: Protocol) -> dict[str, Any]:
-    spans = SpanShipper(acme.url, acme.key)
-    observer = RoarkObserver(api_key=acme.key, agent_id="luigi", base_url=acme.url)
-    await play_call(
-        SCENARIOS["booking"],
-        speed=None,
-        observers=[observer],
-        recorder=observer.audio_processor,
-        trace_conversation_id=observer.pipecat_call_id,
-    )
-    await observer.aflush()
-    assert await spans.ship() > 0
-    listing = acme.get("/v1/call", searchText=observer.pipecat_call_id)["data"]
-    (call,) = [c for c in listing if c["externalId"] == observer.pipecat_call_id]
+    pipecat_call_id, sent = await traced_demo_call(acme.url, acme.key)
+    assert sent > 0
+    listing = acme.get("/v1/call", searchText=pipecat_call_id)["data"]
+    (call,) = [c for c in listing if c["externalId"] == pipecat_call_id]
     return {"id": call["id"], "details": acme.details(call["id"])}
 
 

@@ -3,7 +3,6 @@ to a real ``serve``: the call's stt, llm and tts spans are joined to it, under i
 
 from __future__ import annotations
 
-import asyncio
 import io
 from pathlib import Path
 from typing import Any
@@ -16,54 +15,23 @@ pytest.importorskip("pocketsphinx", reason="needs the [demo] extra")
 pytest.importorskip("fastapi", reason="needs the [server] extra")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs the [dev] extra")
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from rich.console import Console
 
-from pipecat_roark import RoarkObserver
-from pipecat_roark.demo.call import play_call
-from pipecat_roark.demo.scenarios import SCENARIOS
 from pipecat_roark.server.embed import ensure_project_key, serve_in_background
 from pipecat_roark.server.settings import ServerSettings
+from tests.support.traced import traced_demo_call
 
 
 async def test_the_demo_calls_spans_land_under_its_turns(tmp_path: Path) -> None:
-    from opentelemetry import trace
-
     settings = ServerSettings(data_dir=tmp_path / "data", worker_poll_interval=0.05)
     key = await ensure_project_key(settings, "luigi")
     async with serve_in_background(settings) as base_url:
-        exporter = OTLPSpanExporter(
-            endpoint=f"{base_url}/v1/traces", headers={"x-roark-api-key": key}
-        )
-        finished = InMemorySpanExporter()
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(finished))
-        trace.set_tracer_provider(provider)
-        if trace.get_tracer_provider() is not provider:
-            pytest.skip("another tracer provider was set earlier in this process")
-        observer = RoarkObserver(
-            api_key=key, agent_id="luigi", base_url=base_url, spool_dir=tmp_path / "spool"
-        )
-        await play_call(
-            SCENARIOS["booking"],
-            speed=None,
-            observers=[observer],
-            recorder=observer.audio_processor,
-            trace_conversation_id=observer.pipecat_call_id,
-        )
-        # Exported as a BatchSpanProcessor would, from a thread of its own (the server
-        # answers in this event loop): the conversation span, which ends last, comes last.
-        spans_out = sorted(finished.get_finished_spans(), key=lambda s: s.end_time or 0)
-        for start in range(0, len(spans_out), 8):
-            batch = spans_out[start : start + 8]
-            assert await asyncio.to_thread(exporter.export, batch) is SpanExportResult.SUCCESS
+        pipecat_call_id, sent = await traced_demo_call(base_url, key)
+        assert sent > 0
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
             listing = (await client.get("/v1/call")).json()["data"]
-            (call,) = [c for c in listing if c["externalId"] == observer.pipecat_call_id]
+            (call,) = [c for c in listing if c["externalId"] == pipecat_call_id]
             answer = await client.get(f"/v1/call/{call['id']}/spans")
             assert answer.status_code == 200, answer.text
             spans: list[dict[str, Any]] = answer.json()["data"]["spans"]
