@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.app import open_state
@@ -203,3 +203,44 @@ async def test_slowest_replies_from_the_command_line(
     assert replies[0]["link"].startswith(f"{base_url}/calls/")
     assert {c["key"] for c in replies[0]["contributions"]} == {k for k, _, _ in PARTS}
     assert replies[0]["toolErrors"] == []
+
+
+async def test_what_got_slower_between_two_prompt_revisions(
+    sqlite_server: Harness, calls: list[dict[str, Any]]
+) -> None:
+    """The second week's calls ran with a new prompt, and the LLM got slower with it."""
+    some = calls[:2000]
+    agent_id = await _store(sqlite_server.state, "prompt-bot", some)
+    now = datetime.now(timezone.utc)
+    prompts = {"v1": str(uuid.uuid4()), "v2": str(uuid.uuid4())}
+    regression = datetime.combine(REGRESSION_DAY, datetime.min.time(), tzinfo=timezone.utc)
+    async with sqlite_server.state.begin() as connection:
+        for text, prompt_id in prompts.items():
+            await connection.execute(
+                insert(schema.agent_prompts).values(
+                    id=prompt_id, agent_id=agent_id, prompt_sha256=text, prompt=text, created_at=now
+                )
+            )
+        for prompt_id, newer in ((prompts["v1"], False), (prompts["v2"], True)):
+            started = schema.calls.c.started_at
+            await connection.execute(
+                update(schema.calls)
+                .where(schema.calls.c.agent_id == agent_id)
+                .where(started >= regression if newer else started < regression)
+                .values(prompt_id=prompt_id)
+            )
+    answer = await sqlite_server.get(
+        "/v1/agent/prompt-bot/latency/slower", beforePrompt=prompts["v1"], afterPrompt=prompts["v2"]
+    )
+    assert answer.status_code == 200, answer.text
+    ranked = answer.json()["data"]["parts"]
+    assert ranked[0]["key"] == "llm_inference"
+    before = [c for c in some if c["day"] < REGRESSION_DAY]
+    llm = ("llm_inference", "OpenAILLMService#0", "service")
+    direct = _direct(before, FIRST_DAY, REGRESSION_DAY)[llm]
+    assert ranked[0]["p95Before"] == pytest.approx(np.percentile(direct, 95), abs=1e-9)
+    assert ranked[0]["repliesBefore"] == len(direct)
+    mixed = await sqlite_server.get(
+        "/v1/agent/prompt-bot/latency/slower", beforePrompt=prompts["v1"], afterFrom="2026-03-01"
+    )
+    assert mixed.status_code == 422

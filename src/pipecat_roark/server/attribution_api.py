@@ -27,6 +27,8 @@ State = Annotated[ServerState, Depends(get_state)]
 _calls = schema.calls
 _agents = schema.agents
 MAX_SLOWEST = 500
+_FIRST_DATE = date(1970, 1, 1)
+_LAST_DATE = date(9998, 12, 31)
 
 
 @router.get(
@@ -58,18 +60,35 @@ async def get_agent_latency_slower(
     agentId: str,
     project_id: ProjectId,
     state: State,
-    before_from: Annotated[date, Query(alias="beforeFrom")],
-    before_to: Annotated[date, Query(alias="beforeTo")],
-    after_from: Annotated[date, Query(alias="afterFrom")],
-    after_to: Annotated[date, Query(alias="afterTo")],
+    before_from: Annotated[date | None, Query(alias="beforeFrom")] = None,
+    before_to: Annotated[date | None, Query(alias="beforeTo")] = None,
+    after_from: Annotated[date | None, Query(alias="afterFrom")] = None,
+    after_to: Annotated[date | None, Query(alias="afterTo")] = None,
+    before_prompt: Annotated[str | None, Query(alias="beforePrompt")] = None,
+    after_prompt: Annotated[str | None, Query(alias="afterPrompt")] = None,
     worst: Annotated[int, Query(ge=1, le=50)] = 3,
 ) -> dict[str, Any]:
-    before = trend_range(before_from, before_to)
-    after = trend_range(after_from, after_to)
+    """Two time windows (``beforeFrom``..``afterTo``, UTC days), or two prompt revisions
+    (``beforePrompt``, ``afterPrompt``: ids from ``/v1/agent/{id}/prompt-revisions``, each
+    over all the agent's calls that ran with it)."""
+    prompts = (before_prompt, after_prompt)
+    windows = (before_from, before_to, after_from, after_to)
+    if all(prompts) and not any(windows):
+        before = after = (_FIRST_DATE, _LAST_DATE)
+    elif all(windows) and not any(prompts):
+        before = trend_range(before_from, before_to)
+        after = trend_range(after_from, after_to)
+    else:
+        raise ApiError(
+            422,
+            "invalid_field",
+            "give beforeFrom, beforeTo, afterFrom and afterTo, or beforePrompt and afterPrompt",
+            "beforeFrom",
+        )
     async with state.reader.connect() as connection:
         agent = await _agent_id(connection, project_id, agentId)
-        a = await load_replies(connection, project_id, agent, *before)
-        b = await load_replies(connection, project_id, agent, *after)
+        a = await load_replies(connection, project_id, agent, *before, prompt_id=before_prompt)
+        b = await load_replies(connection, project_id, agent, *after, prompt_id=after_prompt)
     return {"data": {"agentId": agent, "parts": slower(a, b, worst=worst)}}
 
 
@@ -102,19 +121,23 @@ async def load_replies(
     agent_id: str,
     first: date | datetime,
     last: date | datetime,
+    *,
+    prompt_id: str | None = None,
 ) -> list[Reply]:
-    """The agent's replies in calls that started from ``first`` to ``last`` (days inclusive)."""
+    """The agent's replies in calls that started from ``first`` to ``last`` (days inclusive),
+    only those that ran with ``prompt_id`` if it is given."""
     low = first if isinstance(first, datetime) else _midnight(first)
     high = last if isinstance(last, datetime) else _midnight(last + timedelta(days=1))
     started = call_started()
-    rows = await connection.execute(
-        select(_calls.c.id, started.label("started"), _calls.c.metrics).where(
-            _calls.c.project_id == project_id,
-            _calls.c.agent_id == agent_id,
-            started >= low,
-            started < high,
-        )
+    query = select(_calls.c.id, started.label("started"), _calls.c.metrics).where(
+        _calls.c.project_id == project_id,
+        _calls.c.agent_id == agent_id,
+        started >= low,
+        started < high,
     )
+    if prompt_id is not None:
+        query = query.where(_calls.c.prompt_id == prompt_id)
+    rows = await connection.execute(query)
     replies: list[Reply] = []
     for row in rows:
         day = row.started.astimezone(timezone.utc).date()
