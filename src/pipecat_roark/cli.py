@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "pipecat_roark.server.cli",
     "pipecat_roark.demo.cli",
     "pipecat_roark.delivery.cli",
+    "pipecat_roark.calls_cli",
 )
 
 

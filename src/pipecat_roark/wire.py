@@ -66,6 +66,7 @@ METRIC_KINDS = (
     "llm_usage",
     "tts_usage",
     "call_summary",
+    "latency_breakdown",
 )
 
 # Any text a transport uses as an id ("#" and "/" included: WebRTC pc_ids have them), but

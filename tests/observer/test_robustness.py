@@ -372,8 +372,8 @@ class _CountingObserver(RoarkObserver):
 async def test_frames_the_observer_has_no_use_for_never_wake_it(backend: RecordingBackend) -> None:
     # Most of a call's frames are audio; its own recorder places the call on the recording,
     # so the observer is spared every audio push, and the recording is still whole. Nor is
-    # it woken for a frame it has no handler for: an LLM's tokens, the transport's
-    # BotSpeakingFrames.
+    # it woken for a frame it has no handler for (the transport's BotSpeakingFrames), nor
+    # for an LLM's tokens and TTS audio past the first of each reply.
     observer = _CountingObserver(
         api_key="rk_test", agent_id="agent", base_url=backend.url, flush_timeout=5.0
     )
@@ -384,8 +384,11 @@ async def test_frames_the_observer_has_no_use_for_never_wake_it(backend: Recordi
         await script.bot_says(["Hi", "there."], 0.4)
 
     await run_call([observer], call, after_output=[observer.audio_processor])
-    unhandled = ("InputAudioRawFrame", "TTSAudioRawFrame", "LLMTextFrame", "BotSpeakingFrame")
+    unhandled = ("InputAudioRawFrame", "BotSpeakingFrame")
     assert {name: observer.pushes[name] for name in unhandled} == dict.fromkeys(unhandled, 0)
+    # The reply's latency needs its first token and its first audio, and no more of them.
+    streamed = ("TTSAudioRawFrame", "LLMTextFrame")
+    assert {name: observer.pushes[name] for name in streamed} == dict.fromkeys(streamed, 1)
     assert observer.pushes["TTSTextFrame"] > 0
     assert observer.pushes["TranscriptionFrame"] > 0
     ended = backend.call_ended()

@@ -108,6 +108,7 @@ async def play_call(
     recorder: FrameProcessor | None = None,
     recording: LineRecording | None = None,
     events: CallEvents | None = None,
+    trace_conversation_id: str | None = None,
 ) -> CallResult:
     """Plays ``scenario`` through a real pipeline and returns what the pipeline saw.
 
@@ -119,6 +120,9 @@ async def play_call(
         recorder: placed right after ``transport.output()`` (an observer's audio processor).
         recording: a stereo recording of the line, kept by the output transport.
         events: told about the call's timeline, then about each turn as it happens.
+        trace_conversation_id: turns Pipecat's OpenTelemetry tracing on, the conversation
+            span carrying this id (the observer's ``pipecat_call_id``); spans go to the
+            tracer provider set up beforehand (``pipecat.utils.tracing.setup_tracing``).
     """
     events = events or CallEvents()
     lines = list(lines) if lines is not None else render_caller_lines(scenario)
@@ -165,6 +169,8 @@ async def play_call(
         observers=list(observers),
         enable_rtvi=False,
         idle_timeout_secs=None,
+        enable_tracing=trace_conversation_id is not None,
+        conversation_id=trace_conversation_id,
     )
 
     async def on_client_connected(transport: DemoTransport, client: Any) -> None:

@@ -74,6 +74,12 @@ def add_parsers(subparsers: Any) -> None:
         help="also write the line as heard (caller left, bot right) to this WAV file",
     )
     parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="turn Pipecat's OpenTelemetry tracing on and send the call's spans to the "
+        "backend's /v1/traces (the call page's stt, llm and tts spans)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="show Pipecat's own log lines",
@@ -130,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         api_key=api_key,
         data_dir=args.data_dir,
         wav=args.wav,
+        tracing=args.tracing,
     )
     outcome = asyncio.run(run_demo(options))
     return 0 if outcome.result.bot_hung_up and outcome.delivered else 1

@@ -27,6 +27,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.services.settings import LLMSettings
+from pipecat.utils.tracing.service_decorators import traced_llm
 
 from ._compat import EndCallFrame, FunctionSchema, ToolsSchema, fill_unset_settings
 from .scenarios import BotRule, Scenario
@@ -85,11 +86,12 @@ class ScriptedLLMService(LLMService):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMContextFrame):
-            await self._answer(frame.context)
+            await self._process_context(frame.context)
         else:
             await self.push_frame(frame, direction)
 
-    async def _answer(self, context: Any) -> None:
+    @traced_llm  # an "llm" span per answer when the task has enable_tracing=True
+    async def _process_context(self, context: Any) -> None:
         await self.push_frame(LLMFullResponseStartFrame())
         await self.start_processing_metrics()
         await self.start_ttfb_metrics()

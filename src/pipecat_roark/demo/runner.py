@@ -22,6 +22,7 @@ from .backend import KEY_FILE, Backend, StoredCall, embedded_backend, find_call
 from .call import SAMPLE_RATE, CallResult, play_call, render_caller_lines
 from .progress import CallProgress, link_line, print_summary
 from .scenarios import Scenario, get_scenario
+from .tracing import SpanShipper
 from .transports import LineRecording
 
 __all__ = ["DemoOptions", "DemoOutcome", "run_demo"]
@@ -38,6 +39,8 @@ class DemoOptions:
     api_key: str | None = None
     data_dir: Path | None = None
     wav: Path | None = None
+    tracing: bool = False
+    """Pipecat's tracing on; the call's spans go to the backend's /v1/traces."""
 
 
 @dataclass
@@ -49,6 +52,7 @@ class DemoOutcome:
     backend: Backend
     call_link: str | None
     delivered: bool
+    spans_sent: int | None = None
 
 
 async def run_demo(options: DemoOptions, console: Console | None = None) -> DemoOutcome:
@@ -71,6 +75,7 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
         where = "embedded backend" if backend.embedded else "backend"
         console.print(f"Sending the call to the {where} at [bold]{backend.base_url}[/bold]\n")
         observer = _observer(scenario, backend)
+        spans = SpanShipper(backend.base_url, backend.api_key) if options.tracing else None
         recording = LineRecording(SAMPLE_RATE) if options.wav else None
         with CallProgress(console, scenario) as progress:
             result = await play_call(
@@ -81,12 +86,16 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
                 recorder=observer.audio_processor,
                 recording=recording,
                 events=progress,
+                trace_conversation_id=observer.pipecat_call_id if spans else None,
             )
         await observer.aflush()
         delivered = _delivered(observer)
+        traced = await spans.ship() if spans else None
         stored = await find_call(backend, observer.pipecat_call_id)
         call_link = stored.link if stored else None
         notes = [] if delivered else ["[red]some of the call could not be delivered[/red]"]
+        if traced is not None:
+            notes.append(f"{traced} trace spans sent to {backend.base_url}/v1/traces")
         if recording is not None and options.wav is not None:
             recording.write_wav(options.wav)
             notes.append(f"line recording written to {options.wav}")
@@ -98,7 +107,9 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
             pipecat_call_id=observer.pipecat_call_id,
             notes=notes,
         )
-        outcome = DemoOutcome(result, observer.pipecat_call_id, backend, call_link, delivered)
+        outcome = DemoOutcome(
+            result, observer.pipecat_call_id, backend, call_link, delivered, traced
+        )
         if backend.embedded and options.serve:
             console.print(f"\nServing on {backend.base_url}: press Ctrl-C to stop.")
             # Ctrl-C cancels this wait; the call itself has already succeeded or not.

@@ -26,6 +26,7 @@ from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import STTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
+from pipecat.utils.tracing.service_decorators import traced_stt
 
 from ._compat import fill_unset_settings
 
@@ -112,6 +113,7 @@ class PocketsphinxSTTService(STTService):
         if not text:
             return
         logger.debug(f"{self}: heard [{text}]")
+        await self._handle_transcription(text, True, _ENGLISH)
         await self.push_frame(
             TranscriptionFrame(
                 text=text,
@@ -121,6 +123,12 @@ class PocketsphinxSTTService(STTService):
                 finalized=True,
             )
         )
+
+    @traced_stt  # an "stt" span per transcript when the task has enable_tracing=True
+    async def _handle_transcription(
+        self, transcript: str, is_final: bool, language: Language | None = None
+    ) -> None:
+        """Where Pipecat's STT services report a transcript; its tracing hangs on it."""
 
     def _end_and_read(self) -> str:
         self._decoder.end_utt()

@@ -16,6 +16,7 @@ from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.transcriptions.language import Language
+from pipecat.utils.tracing.service_decorators import traced_tts
 
 from ._compat import fill_unset_settings
 from .voices import PCM_SAMPLE_WIDTH, BotVoice, Speech, SpokenWord
@@ -43,6 +44,7 @@ class EspeakTTSService(TTSService):
     def can_generate_metrics(self) -> bool:
         return True
 
+    @traced_tts  # a "tts" span per utterance when the task has enable_tracing=True
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         logger.debug(f"{self}: speaking [{text}]")
         try:

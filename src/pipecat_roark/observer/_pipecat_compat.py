@@ -139,7 +139,8 @@ def keep_out_of_queue(
 ) -> None:
     """Keep the events an observer does not want out of its queue: every event of a kind in
     ``events``, and every ``pushes`` event (``FramePushed``) of a frame class whose entry in
-    ``wanted`` is falsy (``judge`` fills in a class the first time it is pushed).
+    ``wanted`` is falsy (``judge`` fills in a class the first time it is pushed). An entry's
+    truth is asked once per push, so an entry may be a gate that changes its answer.
 
     Pipecat queues every event to every observer, which wants it or not: a
     ``FrameProcessed`` for every processor that handles every frame (a dozen per frame in a
@@ -152,6 +153,7 @@ def keep_out_of_queue(
     done.set_result(None)
     put = queue.put
     put_nowait = queue.put_nowait
+    unbounded = queue.maxsize <= 0
 
     def is_wanted(item: Any) -> Any:
         kind = type(item)
@@ -184,6 +186,11 @@ def keep_out_of_queue(
             except KeyError:
                 if not is_wanted(item):
                     return done
+        if unbounded:
+            # Queue.put would call put_nowait, which is this filter again: a verdict that
+            # changes as it is asked (the first of a reply's streamed frames) is asked once.
+            put_nowait(item)
+            return done
         return put(item)
 
     def put_wanted_nowait(item: Any) -> None:

@@ -27,6 +27,7 @@ from . import _pipecat_compat as compat
 from .call_ended import CallEnd, build_call_ended, build_call_started
 from .call_id import resolve_call_id
 from .config import resolve_api_key, resolve_base_url
+from .latency import ReplyLatency
 from .recording import CallAudioRecorder, RecorderTap, close_recording
 from .routing import FrameRouter
 from .speech import SpeechActivity
@@ -123,6 +124,8 @@ class RoarkObserver(BaseObserver):
         self._router = FrameRouter(metrics=metrics, on_start=self._on_start)
         self._speech = SpeechActivity()
         self._metrics_on = metrics
+        self._latency = ReplyLatency() if metrics else None
+        self._latency_backlog: list[FramePushed] = []
         self._lane: CallLane | None = None
         self._queue: asyncio.Queue[Any] | None = None
         self._pipeline_started = False
@@ -149,6 +152,12 @@ class RoarkObserver(BaseObserver):
         return self._delivery
 
     @property
+    def latency_observer(self) -> Any:
+        """The Pipecat ``UserBotLatencyObserver`` that measures this call's replies (None
+        with ``metrics=False``); its ``on_latency_breakdown`` event reports each reply."""
+        return self._latency.latency_observer if self._latency else None
+
+    @property
     def delivery_stats(self) -> dict[str, int]:
         """Requests of this call sent, retried, spooled, replayed (from earlier calls),
         dropped and failed so far."""
@@ -170,12 +179,16 @@ class RoarkObserver(BaseObserver):
         try:
             self._pipeline_started = True
             self._send_call_started()
+            if self._latency is not None:
+                await self._latency.on_pipeline_started()
         except Exception as exc:
             self._log_failure("pipeline-started", exc)
 
     async def on_push_frame(self, data: FramePushed) -> None:
         try:
             self._router.handle(data)
+            if self._latency is not None:
+                await self._latency.on_push_frame(data)
         except Exception as exc:
             self._log_failure(type(data.frame).__name__, exc)
 
@@ -198,10 +211,16 @@ class RoarkObserver(BaseObserver):
                     self._queue,
                     events=(FrameProcessed,),
                     pushes=FramePushed,
-                    wanted=self._router.handlers,
-                    judge=self._router.handler_for,
+                    wanted={},
+                    judge=self._wants,
                 )
         self._pipeline_started = True
+
+    def _wants(self, frame_class: type) -> object:
+        verdict = self._latency.wants(frame_class) if self._latency is not None else False
+        if not isinstance(verdict, bool):
+            return verdict  # a gate, asked at each push (never tested here: that opens it)
+        return verdict or self._router.handler_for(frame_class) is not None
 
     def _on_recorder_started(self, recorder: AudioBufferProcessor) -> None:
         observers = compat.task_observers(recorder)
@@ -295,6 +314,7 @@ class RoarkObserver(BaseObserver):
             return
         hops, started = compat.drain_queue(self._queue, FramePushed)
         self._drained_hops += len(hops)
+        self._latency_backlog.extend(hops)
         self._pipeline_started = self._pipeline_started or started
         for hop in hops:
             try:
@@ -312,6 +332,7 @@ class RoarkObserver(BaseObserver):
             self.audio_processor, min(_TAIL_CHUNK_WAIT_SECS, max(self._flush_timeout, 1.0))
         )
         self._recording_closed = True
+        await self._settle_latency()
         if self._recording_format is None and self._pipeline_started and not self._tap.started:
             logger.warning(
                 "pipecat-roark: no recording: observer.audio_processor is not in the "
@@ -330,6 +351,11 @@ class RoarkObserver(BaseObserver):
         body = build_call_ended(
             end, transcript, self._timeline, self._speech, self._router.service_metrics
         )
+        if self._latency is not None and "metrics" in body:
+            turns = [m for m in body["metrics"] if m["kind"] == "turn_latency"]
+            body["metrics"] += self._latency.metrics(
+                self._timeline, turns, self._started_wall or now
+            )
         self._timeline.forget()
         lane = self._ensure_lane()
         lane.call_ended(body)
@@ -346,6 +372,19 @@ class RoarkObserver(BaseObserver):
                 f"{summary}; what was not delivered is kept in the spool at "
                 f"{self._spool.directory} and will be sent later"
             )
+
+    async def _settle_latency(self) -> None:
+        """Feed the latency measure the hops Pipecat left queued, and wait for its last
+        breakdowns."""
+        backlog, self._latency_backlog = self._latency_backlog, []
+        if self._latency is None:
+            return
+        try:
+            for item in backlog:
+                await self._latency.on_push_frame(item)
+            await self._latency.settle()
+        except Exception as exc:
+            self._log_failure("latency", exc)
 
     def _log_failure(self, where: str, exc: BaseException) -> None:
         key = f"{where}:{type(exc).__name__}"

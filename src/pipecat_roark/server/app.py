@@ -14,7 +14,18 @@ from fastapi import FastAPI
 from loguru import logger
 
 from .._version import __version__
-from . import analytics_api, api, dashboard, health, ingest, recordings, uploads
+from . import (
+    analytics_api,
+    api,
+    attribution_api,
+    dashboard,
+    health,
+    ingest,
+    recordings,
+    schema,
+    traces,
+    uploads,
+)
 from .blobs import open_blob_store
 from .dashboard.errorpages import failure_page
 from .database import open_database, read_engine
@@ -99,7 +110,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, upload_prefix=uploads.UPLOAD_PREFIX)
     # Added last: outermost, so it sees every failure.
     app.add_middleware(RequestGuard, failure_page=failure_page)
-    for module in (health, ingest, uploads, api, recordings, analytics_api):
+    routers = (health, ingest, uploads, api, recordings, analytics_api, attribution_api, traces)
+    for module in routers:
         app.include_router(module.router)
     dashboard.install(app)
     return app

@@ -41,6 +41,7 @@ __all__ = [
     "server_secrets",
     "stitch_jobs",
     "used_login_links",
+    "trace_spans",
 ]
 
 
@@ -211,4 +212,27 @@ stitch_jobs = Table(
     Column("lease_until", UTCDateTime(), nullable=True),
     Column("attempts", Integer(), nullable=False, default=0),
     Index("ix_stitch_jobs_due", "due_at"),
+)
+
+# Pipecat's OpenTelemetry spans, kept by trace: only a trace's conversation span names the
+# call (conversation.id), and it is exported last, so a trace joins its call when it comes.
+trace_spans = Table(
+    "trace_spans",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("name", String(256), nullable=False),
+    Column("start_ns", BigInteger(), nullable=False),
+    Column("end_ns", BigInteger(), nullable=False),
+    Column("attributes", _json(), nullable=False),
+    Column("status_code", Integer(), nullable=False),
+    Column("status_message", Text(), nullable=True),
+    Column("conversation_id", String(256), nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("project_id", "trace_id", "span_id", name="uq_trace_spans_span"),
+    Index("ix_trace_spans_conversation", "project_id", "conversation_id"),
+    Index("ix_trace_spans_received", "received_at"),
 )

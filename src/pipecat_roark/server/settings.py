@@ -69,6 +69,8 @@ class ServerSettings:
     worker_poll_interval: float = 1.0
     maintenance_interval: float = 60.0
     """How often the inactivity finaliser and the retention sweep run."""
+    trace_orphan_ttl: float = 3600.0
+    """Spans whose trace names no stored call after this long are dropped (and counted)."""
     retry_after: int = 5
     """``Retry-After`` seconds sent with a 503 when storage is unavailable."""
     log_json: bool = False

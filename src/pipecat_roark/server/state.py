@@ -66,6 +66,9 @@ class ServerState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     known_keys: KnownKeys = field(default_factory=KnownKeys)
     write_lock: asyncio.Lock | None = None
+    spans_dropped: int = 0
+    """Spans this replica dropped because no call claimed their trace in time."""
+    spans_swept_at: float = 0.0
     """On SQLite, this process's writers take turns here (see ``begin``)."""
 
     @contextlib.asynccontextmanager

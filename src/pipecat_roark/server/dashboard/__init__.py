@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import login, routes
+from . import login, routes, waterfall
 from .errorpages import error_page, install_error_pages
 from .routes import LoginRequired, PageNotFound, media_origin
 from .templating import STATIC_DIR
@@ -25,6 +25,7 @@ def install(app: FastAPI) -> None:
     app.include_router(login.api_router)
     app.include_router(login.router)
     app.include_router(routes.router)
+    app.include_router(waterfall.router)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="dashboard-assets")
 
     @app.exception_handler(LoginRequired)
