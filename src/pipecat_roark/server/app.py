@@ -22,7 +22,6 @@ from . import (
     health,
     ingest,
     recordings,
-    schema,
     traces,
     uploads,
 )

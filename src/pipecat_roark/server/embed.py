@@ -30,6 +30,9 @@ async def ensure_project_key(settings: ServerSettings, project_name: str) -> str
         return await create_key(connection, project_id)
 
 
+EMBEDDED_SHUTDOWN_SECS = 5
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its signal handlers: the host program keeps Ctrl-C."""
 
@@ -58,6 +61,8 @@ async def serve_in_background(
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_keep_alive=KEEP_ALIVE_SECS,
+        # Ctrl-C on the host program ends it within seconds, whatever is still open.
+        timeout_graceful_shutdown=EMBEDDED_SHUTDOWN_SECS,
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[listener]))

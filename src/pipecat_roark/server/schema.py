@@ -40,8 +40,8 @@ __all__ = [
     "projects",
     "server_secrets",
     "stitch_jobs",
-    "used_login_links",
     "trace_spans",
+    "used_login_links",
 ]
 
 
