@@ -126,11 +126,21 @@ async def test_spans_before_call_started_and_after_call_ended_are_joined(server:
         ),
         (b"plain", {"content-type": "text/plain"}),
         (b"not gzip", {**PROTOBUF, "content-encoding": "gzip"}),
-        (gzip.compress(b"\x0a\x05short"), {**PROTOBUF, "content-encoding": "gzip"}),
+        (gzip.compress(b"\x0a\x05short", mtime=0), {**PROTOBUF, "content-encoding": "gzip"}),
         (
             export({"trace_id": b"\x01", "span_id": b"\x02", "name": "x"}).SerializeToString(),
             PROTOBUF,
         ),
+    ],
+    ids=[
+        "not-protobuf",
+        "not-json",
+        "json-not-a-list",
+        "json-bad-trace-id",
+        "text-plain",
+        "not-gzip",
+        "gzip-of-short-protobuf",
+        "ids-of-wrong-length",
     ],
 )
 async def test_malformed_otlp_is_a_400(
