@@ -170,7 +170,7 @@ async def test_percentiles_per_part_equal_a_direct_computation(
     worst = ranked[0]["worst"]
     assert len(worst) == 3
     assert worst[0]["durationSecs"] >= worst[1]["durationSecs"] >= worst[2]["durationSecs"]
-    assert worst[0]["link"].startswith(f"/calls/{worst[0]['callId']}?t=")
+    assert worst[0]["link"].startswith(f"/calls/{worst[0]['callId']}#t=")
 
 
 async def test_slowest_replies_from_the_command_line(

@@ -161,7 +161,7 @@ def _reply_out(reply: Reply, part: Part | None) -> dict[str, Any]:
         "latencySecs": reply.total,
         "audioOffsetMs": reply.offset_ms,
         "link": f"/calls/{reply.call_id}"
-        + (f"?t={reply.offset_ms / 1000:.3f}" if reply.offset_ms is not None else ""),
+        + (f"#t={reply.offset_ms / 1000:.3f}" if reply.offset_ms is not None else ""),
     }
     if part is not None:
         out["durationSecs"] = reply.parts[part]
