@@ -58,6 +58,8 @@ RUN_ELSEWHERE = {
     "quick-start-run-0.0.x": "tests/observer/test_readme_example.py",
     "replay-options": "tests/delivery/test_shared_spool.py (--wait, --allow-pending, the report) "
     "and tests/observer/test_miswired.py (--send-orphans)",
+    "slowest-replies": "tests/server/test_attribution.py (the same command against a server)",
+    "traces-setup": "tests/demo/test_demo_traces.py (Pipecat's tracing, the real OTLP exporter)",
     "deploy-settings": "tests/server/test_deploy.py (the same settings, read from the environment)",
     "test-suite": "scripts/test itself, the command that runs this file (.ci/run runs it)",
 }
