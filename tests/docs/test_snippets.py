@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -267,13 +268,18 @@ def test_the_demo_in_real_time_serves_until_ctrl_c(shell: Shell) -> None:
             if "press Ctrl-C to stop" in text:
                 break
         output = "".join(printed)
+        # Keep reading what it prints from here on (its shutdown logs among them): a pipe
+        # nobody reads fills up, and a process writing to it waits for ever.
+        rest: list[str] = []
+        reader = threading.Thread(target=lambda: rest.extend(demo.stdout or ()), daemon=True)
+        reader.start()
         (link,) = re.findall(r"Open the call in the dashboard: (\S+)", output)
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         with opener.open(link, timeout=30) as page:
             assert page.status == 200
             assert "Alex Morgan" in page.read().decode()
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=60) == 0
+        assert demo.wait(timeout=60) == 0, "".join(rest)[-3000:]
     finally:
         if demo.poll() is None:
             demo.kill()
