@@ -173,3 +173,25 @@ async def test_without_pipecat_metrics_the_llm_wait_is_pipeline_time(
 async def test_no_breakdown_without_metrics(backend: RecordingBackend) -> None:
     observer = observer_for(backend, metrics=False)
     assert observer.latency_observer is None
+
+
+def test_parts_are_fitted_to_the_recording_when_the_pipeline_clock_ran_ahead() -> None:
+    """A stalled machine: the pipeline clock counted 1.136 s, the recording holds 0.89 s
+    (it records no stall). The endpointing wait gives what it has, the rest shrink in
+    proportion; every part keeps what was measured, and none goes negative."""
+    from pipecat_roark.observer.latency import _anchor
+    from pipecat_roark.observer.reply_parts import Part
+
+    parts = [
+        Part("endpointing_wait", "Endpointing", "vad", "setting", 0.0, 0.1),
+        Part("llm_inference", "LLM", "llm", "service", 0.1, 0.536),
+        Part("tts_first_audio", "TTS", "tts", "service", 0.636, 0.5),
+    ]
+    _anchor(parts, 0.89)
+    assert sum(part.duration for part in parts) == pytest.approx(0.89)
+    assert all(part.duration >= 0 for part in parts)
+    assert [part.reported for part in parts] == [0.1, 0.536, 0.5]
+    assert parts[0].duration == 0
+    assert parts[1].duration / parts[2].duration == pytest.approx(0.536 / 0.5)
+    # Parts stay end to end.
+    assert parts[2].start == pytest.approx(parts[1].start + parts[1].duration)

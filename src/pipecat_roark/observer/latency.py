@@ -318,17 +318,35 @@ def _anchor(parts: list[Part], heard_secs: float) -> None:
 
     The VAD's report of where the silence began is an estimate (its verdict less its
     ``stop_secs``), a few tens of ms off the speech on the recording; the endpointing wait
-    is that silence, so it takes the difference. Pipecat's own figure is kept beside it.
+    is that silence, so it takes the difference, down to nothing. What it cannot take is
+    pipeline time the recording does not hold (a stalled machine: the recording records no
+    stall), and every part gives it back in proportion. Each measure a part had before is
+    kept beside it (``reportedSecs``).
     """
-    wait = next((part for part in parts if part.key == "endpointing_wait"), None)
-    if wait is None:
+    if not parts:
         return
     change = heard_secs - sum(part.duration for part in parts)
-    if wait.duration + change < 0:
-        return
-    wait.reported = wait.duration
-    wait.start -= change
-    wait.duration += change
+    wait = next((part for part in parts if part.key == "endpointing_wait"), None)
+    if wait is not None:
+        taken = max(change, -wait.duration)
+        if taken:
+            wait.reported = wait.duration
+            wait.start -= taken
+            wait.duration += taken
+            change -= taken
+    if change < -1e-9:
+        _shrink(parts, change)
+
+
+def _shrink(parts: list[Part], change: float) -> None:
+    total = sum(part.duration for part in parts)
+    factor = max(0.0, (total + change) / total) if total > 0 else 0.0
+    first = min(part.start for part in parts)
+    for part in parts:
+        if part.reported is None:
+            part.reported = part.duration
+        part.start = first + (part.start - first) * factor
+        part.duration *= factor
 
 
 def _metric(
