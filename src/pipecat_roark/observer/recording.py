@@ -135,7 +135,11 @@ class RecorderTap:
 
     def _recorded(self, frame: Frame) -> None:
         user, bot = compat.track_buffer_lengths(self._recorder)
-        self._timeline.recorded(self._emitted + max(user, bot) // 2, time.time(), self._clock())
+        timeline = self._timeline
+        if timeline.first_audio_wall is None:  # sample 0: its wall and pipeline time, once
+            timeline.recorded(self._emitted + max(user, bot) // 2, time.time(), self._clock())
+        else:  # every later audio frame: only its length (the per-frame path)
+            timeline.recorded(self._emitted + max(user, bot) // 2)
         if self._onsets and isinstance(frame, OutputAudioRawFrame):
             # The bot starts where its first audio landed, after whatever silence the
             # recorder padded before it.

@@ -76,11 +76,16 @@ class CallTimeline:
         self._recorded = 0
         self.first_audio_wall = None
 
-    def recorded(self, samples: int, wall: float, clock_ns: int | None) -> None:
-        """The recording now holds ``samples`` samples per channel, silence included."""
+    def recorded(
+        self, samples: int, wall: float | None = None, clock_ns: int | None = None
+    ) -> None:
+        """The recording now holds ``samples`` samples per channel, silence included;
+        ``wall`` (and the pipeline clock) are needed until the first audio has come."""
         if samples <= self._recorded:
             return
         if self.first_audio_wall is None:
+            if wall is None:
+                return
             self.first_audio_wall = wall
             if clock_ns is not None:
                 self._clock_at(clock_ns, 0)
