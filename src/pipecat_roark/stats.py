@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["percentile"]
+__all__ = ["percentile", "percentiles"]
 
 
 def percentile(values: Sequence[float], share: float) -> float:
     """The ``share`` percentile (0..1) by linear interpolation, as numpy's default does."""
+    return percentiles(values, share)[0]
+
+
+def percentiles(values: Sequence[float], *shares: float) -> list[float]:
+    """Several percentiles of the same values, sorting them once."""
     ordered = sorted(values)
     if not ordered:
         raise ValueError("no values")
-    position = (len(ordered) - 1) * share
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    out = []
+    for share in shares:
+        position = (len(ordered) - 1) * share
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        out.append(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+    return out

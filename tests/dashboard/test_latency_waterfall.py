@@ -5,7 +5,6 @@ their attributes one click away."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs the 
 
 from tests.support.traced import traced_demo_call
 
+from .conftest import screenshot
 from .live import Protocol
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -31,7 +31,7 @@ async def traced(acme: Protocol) -> dict[str, Any]:
 
 
 async def test_each_reply_has_its_waterfall_and_its_turns_spans(
-    page: Any, traced: dict[str, Any], tmp_path: Path
+    page: Any, traced: dict[str, Any]
 ) -> None:
     await page.goto(f"/calls/{traced['id']}")
     await page.wait_for_selector("#latency[data-ready='1']")
@@ -60,7 +60,5 @@ async def test_each_reply_has_its_waterfall_and_its_turns_spans(
     await llm.locator("summary").click()
     assert "gen_ai" in await llm.locator("pre").inner_text()
     assert page.errors == []
-    shot = tmp_path / "latency-waterfall.png"
-    await page.locator("#latency li.reply").first.screenshot(path=str(shot))
-    assert shot.stat().st_size > 0
-    print(f"waterfall screenshot: {shot}")
+    # docs/latency.md shows this reply (scripts/screenshots).
+    await screenshot(page.locator("#latency li.reply").first, "latency-waterfall.png")

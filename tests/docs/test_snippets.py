@@ -48,6 +48,7 @@ RUN_HERE = {
     "serve",
     "server-start",
     "backup",
+    "rebuild-latency",
     "scale",
     "embed",
     "delivery-object",
@@ -352,13 +353,19 @@ def _recorded_call(shell: Shell, key: str) -> dict[str, Any]:
     raise AssertionError(f"the recording was not joined: {call}")
 
 
-def test_backup_and_serve_the_backup(shell: Shell, tmp_path: Path) -> None:
+def _serve_a_sent_call(shell: Shell, pipecat_call_id: str) -> str:
+    """``serve`` running with one call sent to it (through the spool); return the key."""
     key = _key(shell.run(Snippet(REPO, 0, "sh", "", "pipecat-roark keys create --project p\n")))
     shell.run(Snippet(REPO, 0, "sh", "", "pipecat-roark serve\n"))
     shell.wait_ready()
-    _spool_a_call(shell, shell.url(), "backed-up")
+    _spool_a_call(shell, shell.url(), pipecat_call_id)
     shell.env["ROARK_API_KEY"] = key
     shell.run(Snippet(REPO, 0, "sh", "", "pipecat-roark replay\n"))
+    return key
+
+
+def test_backup_and_serve_the_backup(shell: Shell, tmp_path: Path) -> None:
+    key = _serve_a_sent_call(shell, "backed-up")
     _recorded_call(shell, key)
 
     (snippet,) = named("backup")
@@ -372,6 +379,14 @@ def test_backup_and_serve_the_backup(shell: Shell, tmp_path: Path) -> None:
     assert call["externalId"] == "backed-up"
     with urllib.request.urlopen(call["recordingUrl"], timeout=30) as wav:
         assert len(wav.read()) == 44 + 6400  # the WAV header and the one chunk
+
+
+def test_rebuild_the_latency_index(shell: Shell) -> None:
+    _serve_a_sent_call(shell, "indexed")
+    shell.stop_servers()
+    (snippet,) = named("rebuild-latency")
+    printed = shell.run(snippet, **{'"$DATA"': str(shell.data_dir)})
+    assert printed == "the latency index was rebuilt from 1 ended calls\n"
 
 
 def test_the_scale_setup_on_postgresql_and_s3(shell: Shell, postgres: Any, sigv4_s3: Any) -> None:

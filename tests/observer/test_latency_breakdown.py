@@ -195,3 +195,21 @@ def test_parts_are_fitted_to_the_recording_when_the_pipeline_clock_ran_ahead() -
     assert parts[1].duration / parts[2].duration == pytest.approx(0.536 / 0.5)
     # Parts stay end to end.
     assert parts[2].start == pytest.approx(parts[1].start + parts[1].duration)
+
+
+def test_time_before_the_first_observed_part_is_unattributed() -> None:
+    """No endpointing wait (no VAD in the pipeline): the recording's 0.2 s before the first
+    observed part is named, not dropped, so the parts span the reply heard."""
+    from pipecat_roark.observer.latency import _anchor
+    from pipecat_roark.observer.reply_parts import Part
+
+    parts = [
+        Part("llm_inference", "LLM", "llm", "service", 1.0, 0.5),
+        Part("tts_first_audio", "TTS", "tts", "service", 1.5, 0.3),
+    ]
+    _anchor(parts, 1.0)
+    assert [part.key for part in parts] == ["unattributed", "llm_inference", "tts_first_audio"]
+    assert parts[0].duration == pytest.approx(0.2)
+    assert parts[0].start + parts[0].duration == pytest.approx(parts[1].start)
+    assert sum(part.duration for part in parts) == pytest.approx(1.0)
+    assert [part.reported for part in parts] == [None, None, None]

@@ -20,6 +20,7 @@ from sqlalchemy import insert, update
 from pipecat_roark.server import schema
 from pipecat_roark.server.app import open_state
 from pipecat_roark.server.embed import ensure_project_key, serve_in_background
+from pipecat_roark.server.reply_index import rebuild
 from pipecat_roark.server.settings import ServerSettings
 from tests.server.harness import Harness
 
@@ -108,6 +109,9 @@ async def _store(state: Any, agent_custom_id: str, calls: list[dict[str, Any]]) 
                 }
             )
         await connection.execute(insert(schema.calls), rows)
+        # Written straight into the calls table, as a bulk import would: the latency index is
+        # rebuilt, as `pipecat-roark rebuild-latency` does.
+        await connection.run_sync(rebuild)
     return agent_id
 
 
@@ -229,6 +233,7 @@ async def test_what_got_slower_between_two_prompt_revisions(
                 .where(started >= regression if newer else started < regression)
                 .values(prompt_id=prompt_id)
             )
+        await connection.run_sync(rebuild)
     answer = await sqlite_server.get(
         "/v1/agent/prompt-bot/latency/slower", beforePrompt=prompts["v1"], afterPrompt=prompts["v2"]
     )

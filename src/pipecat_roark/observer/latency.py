@@ -321,7 +321,9 @@ def _anchor(parts: list[Part], heard_secs: float) -> None:
     is that silence, so it takes the difference, down to nothing. What it cannot take is
     pipeline time the recording does not hold (a stalled machine: the recording records no
     stall), and every part gives it back in proportion. Each measure a part had before is
-    kept beside it (``reportedSecs``).
+    kept beside it (``reportedSecs``). With no endpointing wait to take it, time the
+    recording holds before the first observed part is ``unattributed``, so the parts still
+    span the reply.
     """
     if not parts:
         return
@@ -336,6 +338,9 @@ def _anchor(parts: list[Part], heard_secs: float) -> None:
             change -= taken
     if change < -1e-9:
         _shrink(parts, change)
+    elif change > 1e-9:
+        start = min(part.start for part in parts) - change
+        parts.insert(0, Part("unattributed", "unattributed", "unknown", "pipeline", start, change))
 
 
 def _shrink(parts: list[Part], change: float) -> None:

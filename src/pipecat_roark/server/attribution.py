@@ -1,25 +1,42 @@
 """Where a fleet's reply time goes: the parts of every reply, aggregated.
 
-Plain functions over the ``latency_breakdown`` metrics calls stored (docs/latency.md): the
-p50 and p95 of each part (key, owner, owner kind) with the number of replies, per UTC day
-and over a window; the parts ranked by how much their p95 grew from one window to
-another, each with its worst replies; and the slowest replies themselves.
+Plain functions over the ``latency_breakdown`` metrics calls stored (docs/latency.md), as
+server/reply_index.py keeps them: the p50 and p95 of each part (key, owner, owner kind)
+with the number of replies, per UTC day and over a window; the parts ranked by how much
+their p95 grew from one window to another, each with its worst replies; and the slowest
+replies themselves.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ..stats import percentile
+from ..stats import percentile, percentiles
 
-__all__ = ["Part", "Reply", "attribute", "replies_of", "slower", "slowest"]
+__all__ = [
+    "TOTAL",
+    "Part",
+    "Reply",
+    "Samples",
+    "attribute",
+    "merged",
+    "replies_of",
+    "slower",
+    "slowest",
+]
 
 Part = tuple[str, str, str]
 """(key, owner, ownerKind) of a reply's contribution."""
+
+TOTAL: Part = ("", "", "")
+"""The reply as a whole, kept beside its parts."""
+
+Samples = dict[Part, list[float]]
+"""Every duration of each part (and of ``TOTAL``) over some replies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,50 +77,50 @@ def replies_of(call_id: str, day: date, metrics: Any) -> list[Reply]:
     return out
 
 
-def attribute(replies: Sequence[Reply]) -> dict[str, Any]:
+def merged(days: Iterable[Samples]) -> Samples:
+    """Several days' durations as one window's."""
+    out: dict[Part, list[float]] = defaultdict(list)
+    for samples in days:
+        for part, values in samples.items():
+            out[part] += values
+    return dict(out)
+
+
+def attribute(days: dict[date, Samples]) -> dict[str, Any]:
     """Per part: replies, p50 and p95 (a reply without the part does not count), and the
     part's share of the replies' p95; over the window and per UTC day."""
-    days: dict[date, list[Reply]] = defaultdict(list)
-    for reply in replies:
-        days[reply.day].append(reply)
     return {
-        "total": _summary(replies),
+        "total": _summary(merged(days.values())),
         "days": [{"day": day.isoformat(), **_summary(days[day])} for day in sorted(days)],
     }
 
 
 def slower(
-    before: Sequence[Reply], after: Sequence[Reply], *, worst: int = 3
+    before: Samples, after: Samples, worst: Mapping[Part, Sequence[Reply]]
 ) -> list[dict[str, Any]]:
     """The parts ranked by the growth of their p95 from ``before`` to ``after``, largest
-    first, each with the ``worst`` replies of ``after`` for that part."""
-    a, b = _durations(before), _durations(after)
+    first, each with its ``worst`` replies (of ``after``, slowest first)."""
     ranked: list[dict[str, Any]] = []
-    for part in sorted(set(a) | set(b)):
-        p95_before = percentile(a[part], 0.95) if a.get(part) else 0.0
-        p95_after = percentile(b[part], 0.95) if b.get(part) else 0.0
-        worst_replies = sorted(
-            (reply for reply in after if part in reply.parts),
-            key=lambda reply: -reply.parts[part],
-        )[:worst]
+    for part in sorted((set(before) | set(after)) - {TOTAL}):
+        p95_before = percentile(before[part], 0.95) if before.get(part) else 0.0
+        p95_after = percentile(after[part], 0.95) if after.get(part) else 0.0
         ranked.append(
             {
                 **_names(part),
                 "p95Before": p95_before,
                 "p95After": p95_after,
                 "change": p95_after - p95_before,
-                "repliesBefore": len(a.get(part, ())),
-                "repliesAfter": len(b.get(part, ())),
-                "worst": [_reply_out(reply, part) for reply in worst_replies],
+                "repliesBefore": len(before.get(part, ())),
+                "repliesAfter": len(after.get(part, ())),
+                "worst": [_reply_out(reply, part) for reply in worst.get(part, ())],
             }
         )
     ranked.sort(key=lambda entry: -entry["change"])
     return ranked
 
 
-def slowest(replies: Iterable[Reply], limit: int) -> list[dict[str, Any]]:
-    """The ``limit`` slowest replies, slowest first, each part by part."""
-    ordered = sorted(replies, key=lambda reply: -reply.total)[:limit]
+def slowest(replies: Iterable[Reply]) -> list[dict[str, Any]]:
+    """The replies as given (slowest first), each part by part."""
     return [
         {
             **_reply_out(reply, None),
@@ -112,42 +129,33 @@ def slowest(replies: Iterable[Reply], limit: int) -> list[dict[str, Any]]:
                 for part, seconds in sorted(reply.parts.items(), key=lambda item: -item[1])
             ],
         }
-        for reply in ordered
+        for reply in replies
     ]
 
 
-def _summary(replies: Sequence[Reply]) -> dict[str, Any]:
-    durations = _durations(replies)
-    totals = [reply.total for reply in replies]
-    p95_total = percentile(totals, 0.95) if totals else None
-    figures = sorted(
-        ((part, values, percentile(values, 0.95)) for part, values in durations.items()),
-        key=lambda figure: -figure[2],
-    )
+def _summary(samples: Samples) -> dict[str, Any]:
+    totals = samples.get(TOTAL, [])
+    p50_total: float | None = None
+    p95_total: float | None = None
+    if totals:
+        p50_total, p95_total = percentiles(totals, 0.5, 0.95)
+    figures: list[tuple[Part, int, float, float]] = []
+    for part, values in samples.items():
+        if part != TOTAL and values:
+            p50, p95 = percentiles(values, 0.5, 0.95)
+            figures.append((part, len(values), p50, p95))
+    figures.sort(key=lambda figure: -figure[3])
     parts = [
         {
             **_names(part),
-            "replies": len(values),
-            "p50": percentile(values, 0.5),
+            "replies": count,
+            "p50": p50,
             "p95": p95,
             "shareOfP95": p95 / p95_total if p95_total else None,
         }
-        for part, values, p95 in figures
+        for part, count, p50, p95 in figures
     ]
-    return {
-        "replies": len(replies),
-        "p50": percentile(totals, 0.5) if totals else None,
-        "p95": p95_total,
-        "parts": parts,
-    }
-
-
-def _durations(replies: Iterable[Reply]) -> dict[Part, list[float]]:
-    out: dict[Part, list[float]] = defaultdict(list)
-    for reply in replies:
-        for part, seconds in reply.parts.items():
-            out[part].append(seconds)
-    return out
+    return {"replies": len(totals), "p50": p50_total, "p95": p95_total, "parts": parts}
 
 
 def _names(part: Part) -> dict[str, str]:

@@ -14,13 +14,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
-from .analytics_api import call_started, trend_range
-from .attribution import Reply, attribute, replies_of, slower, slowest
+from .analytics_api import trend_range
+from .attribution import attribute, merged, slower, slowest
 from .auth import ProjectId
 from .errors import ERROR_RESPONSES, ApiError
+from .reply_reads import load_samples, load_slowest, load_worst
 from .state import ServerState, get_state
 
-__all__ = ["load_replies", "router"]
+__all__ = ["router"]
 
 router = APIRouter(responses=ERROR_RESPONSES)
 State = Annotated[ServerState, Depends(get_state)]
@@ -45,10 +46,10 @@ async def get_agent_latency(
     first, last = trend_range(start, end)
     async with state.reader.connect() as connection:
         agent = await _agent_id(connection, project_id, agentId)
-        replies = await load_replies(connection, project_id, agent, first, last)
+        days = await load_samples(connection, project_id, agent, first, last)
     return {
         "data": {"agentId": agent, "from": first.isoformat(), "to": last.isoformat()}
-        | attribute(replies)
+        | attribute(days)
     }
 
 
@@ -87,9 +88,18 @@ async def get_agent_latency_slower(
         )
     async with state.reader.connect() as connection:
         agent = await _agent_id(connection, project_id, agentId)
-        a = await load_replies(connection, project_id, agent, *before, prompt_id=before_prompt)
-        b = await load_replies(connection, project_id, agent, *after, prompt_id=after_prompt)
-    return {"data": {"agentId": agent, "parts": slower(a, b, worst=worst)}}
+        days_before = await load_samples(
+            connection, project_id, agent, *before, prompt_id=before_prompt
+        )
+        days_after = await load_samples(
+            connection, project_id, agent, *after, prompt_id=after_prompt
+        )
+        a, b = merged(days_before.values()), merged(days_after.values())
+        window = (_midnight(after[0]), _midnight(after[1] + timedelta(days=1)))
+        worst_replies = await load_worst(
+            connection, project_id, agent, window, b, worst, prompt_id=after_prompt
+        )
+    return {"data": {"agentId": agent, "parts": slower(a, b, worst_replies)}}
 
 
 @router.get(
@@ -107,42 +117,11 @@ async def get_slowest_replies(
     first = last - timedelta(days=since_days)
     async with state.reader.connect() as connection:
         agent = await _agent_id(connection, project_id, agentId)
-        replies = await load_replies(connection, project_id, agent, first, last)
-        worst = slowest(replies, limit)
+        worst = slowest(await load_slowest(connection, project_id, agent, (first, last), limit))
         errors = await _tool_errors(connection, {reply["callId"] for reply in worst})
     for reply in worst:
         reply["toolErrors"] = errors.get(reply["callId"], [])
     return {"data": {"agentId": agent, "since": first.isoformat(), "replies": worst}}
-
-
-async def load_replies(
-    connection: AsyncConnection,
-    project_id: str,
-    agent_id: str,
-    first: date | datetime,
-    last: date | datetime,
-    *,
-    prompt_id: str | None = None,
-) -> list[Reply]:
-    """The agent's replies in calls that started from ``first`` to ``last`` (days inclusive),
-    only those that ran with ``prompt_id`` if it is given."""
-    low = first if isinstance(first, datetime) else _midnight(first)
-    high = last if isinstance(last, datetime) else _midnight(last + timedelta(days=1))
-    started = call_started()
-    query = select(_calls.c.id, started.label("started"), _calls.c.metrics).where(
-        _calls.c.project_id == project_id,
-        _calls.c.agent_id == agent_id,
-        started >= low,
-        started < high,
-    )
-    if prompt_id is not None:
-        query = query.where(_calls.c.prompt_id == prompt_id)
-    rows = await connection.execute(query)
-    replies: list[Reply] = []
-    for row in rows:
-        day = row.started.astimezone(timezone.utc).date()
-        replies += replies_of(row.id, day, row.metrics)
-    return replies
 
 
 async def _agent_id(connection: AsyncConnection, project_id: str, agent: str) -> str:

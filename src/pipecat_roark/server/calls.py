@@ -22,6 +22,7 @@ from .analytics import call_figures
 from .database import dialect_insert, insert_or_select, utcnow
 from .errors import ApiError
 from .jobs import enqueue_stitch
+from .reply_index import index_call
 from .sanitise import MAX_DEPTH, Repair, nesting_depth, repair
 
 __all__ = [
@@ -296,6 +297,7 @@ async def record_call_started(
         .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
         .values(started_at=started_at)
     )
+    await connection.run_sync(index_call, call.id)
     return call, True
 
 
@@ -441,6 +443,7 @@ async def record_call_ended(
         ingest_warnings=_merged(stored.ingest_warnings, repairs),
         **call_figures(transcript, tool_calls, metrics),
     )
+    await connection.run_sync(index_call, call.id)
     await enqueue_stitch(connection, call.id, utcnow())
     return CallRef(call.id, ENDED, body.recordingNumChannels), True
 

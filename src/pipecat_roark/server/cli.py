@@ -1,4 +1,5 @@
-"""``pipecat-roark serve`` and ``pipecat-roark keys``: standard library only at import time."""
+"""``pipecat-roark serve``, ``keys`` and ``rebuild-latency``: standard library only at import
+time."""
 
 from __future__ import annotations
 
@@ -65,6 +66,16 @@ def add_parsers(subparsers: Any) -> None:
     listing = key_commands.add_parser("list", help="list projects and key prefixes")
     _add_storage_options(listing, all_options=False)
     listing.set_defaults(handler=_keys_list)
+
+    rebuild = subparsers.add_parser(
+        "rebuild-latency",
+        help="rebuild the latency index (each reply's parts and their daily rollups)",
+        description="Make the latency index again from the calls: after writing calls straight "
+        "into the database, or if the index is in doubt. One transaction: run it with the "
+        "server stopped (a call that ends meanwhile may be left out; run it again).",
+    )
+    _add_storage_options(rebuild, all_options=False)
+    rebuild.set_defaults(handler=_rebuild_latency)
 
 
 def _add_storage_options(parser: argparse.ArgumentParser, *, all_options: bool) -> None:
@@ -141,24 +152,51 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    settings = _settings(args)
     try:
         from .auth import list_keys
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    for info in _in_transaction(args, list_keys):
+        print(f"{info.project}\t{info.prefix}...\t{info.created_at.isoformat()}")
+    return 0
+
+
+def _rebuild_latency(args: argparse.Namespace) -> int:
+    try:
+        from .reply_index import rebuild
+    except ImportError as exc:
+        raise _missing(exc) from exc
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rrebuilding the latency index: {done}/{total} calls", end="", file=sys.stderr)
+
+    async def _rebuild(connection: Any) -> int:
+        return int(await connection.run_sync(rebuild, progress))
+
+    calls = _in_transaction(args, _rebuild)
+    print(file=sys.stderr)
+    print(f"the latency index was rebuilt from {calls} ended calls")
+    return 0
+
+
+def _in_transaction(args: argparse.Namespace, work: Any) -> Any:
+    """``await work(connection)`` on the database the arguments name, in one transaction,
+    with only warnings and errors logged beside the command's output."""
+    settings = _settings(args)
+    try:
         from .database import open_database
     except ImportError as exc:
         raise _missing(exc) from exc
     _quiet_logs()
 
-    async def _list() -> list[Any]:
+    async def _run() -> Any:
         async with (
             open_database(settings.resolved_database_url) as engine,
-            engine.connect() as connection,
+            engine.begin() as connection,
         ):
-            return await list_keys(connection)
+            return await work(connection)
 
-    for info in asyncio.run(_list()):
-        print(f"{info.project}\t{info.prefix}...\t{info.created_at.isoformat()}")
-    return 0
+    return asyncio.run(_run())
 
 
 def _quiet_logs() -> None:

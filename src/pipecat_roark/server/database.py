@@ -102,7 +102,7 @@ def read_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{_READ_ONLY: True})
 
 
-def dialect_insert(connection: AsyncConnection, table: Table) -> Any:
+def dialect_insert(connection: AsyncConnection | Connection, table: Table) -> Any:
     """An INSERT that supports ``on_conflict_do_*`` on the connection's backend."""
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -36,8 +37,10 @@ __all__ = [
     "api_keys",
     "calls",
     "chunks",
+    "latency_rollups",
     "metadata",
     "projects",
+    "reply_parts",
     "server_secrets",
     "stitch_jobs",
     "trace_spans",
@@ -235,4 +238,47 @@ trace_spans = Table(
     UniqueConstraint("project_id", "trace_id", "span_id", name="uq_trace_spans_span"),
     Index("ix_trace_spans_conversation", "project_id", "conversation_id"),
     Index("ix_trace_spans_received", "received_at"),
+)
+
+# Each reply's latency parts (the observer's latency_breakdown metrics), one row per part, so
+# the worst replies for a part are read off an index; the reply's total is the part whose
+# key, owner and owner kind are all "". Written at ingest, rebuilt by
+# ``pipecat-roark rebuild-latency`` (server/reply_index.py).
+reply_parts = Table(
+    "reply_parts",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False),
+    Column("agent_id", String(36), ForeignKey("agents.id"), nullable=False),
+    Column("call_id", String(36), ForeignKey("calls.id"), nullable=False),
+    Column("prompt_id", String(36), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("reply_index", Integer(), nullable=False),
+    Column("turn_index", Integer(), nullable=True),
+    Column("offset_ms", BigInteger(), nullable=True),
+    Column("reply_secs", Float(), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("owner", String(256), nullable=False),
+    Column("owner_kind", String(32), nullable=False),
+    Column("secs", Float(), nullable=False),
+    UniqueConstraint(
+        "call_id", "reply_index", "key", "owner", "owner_kind", name="uq_reply_parts_part"
+    ),
+    Index("ix_reply_parts_worst", "project_id", "agent_id", "key", "owner", "owner_kind", "secs"),
+)
+
+# Every duration of a part, per agent, UTC day and prompt revision ("" for none), as exact
+# comma-separated floats: a window's percentiles read a few rows per day, not every reply.
+latency_rollups = Table(
+    "latency_rollups",
+    metadata,
+    Column("project_id", String(36), ForeignKey("projects.id"), primary_key=True),
+    Column("agent_id", String(36), ForeignKey("agents.id"), primary_key=True),
+    Column("day", Date(), primary_key=True),
+    Column("prompt_id", String(36), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("owner", String(256), primary_key=True),
+    Column("owner_kind", String(32), primary_key=True),
+    Column("count", Integer(), nullable=False),
+    Column("samples", Text(), nullable=False),
 )

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from .. import schema
 from ..analytics_api import trend_range
 from ..attribution import attribute
-from ..attribution_api import load_replies
 from ..errors import ApiError
+from ..reply_reads import load_samples
 from ..traces import call_spans
 from .routes import JsonViewer, State
 
@@ -68,6 +68,6 @@ async def agent_latency_json(
         )
         if known is None:
             raise ApiError(404, "not_found", "agentId: no such agent", "agentId")
-        replies = await load_replies(connection, viewer.project_id, agent_id, first, last)
-    body = {"from": first.isoformat(), "to": last.isoformat(), **attribute(replies)}
+        days = await load_samples(connection, viewer.project_id, agent_id, first, last)
+    body = {"from": first.isoformat(), "to": last.isoformat(), **attribute(days)}
     return JSONResponse(body)
