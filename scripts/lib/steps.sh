@@ -17,6 +17,39 @@ step() {
   if [ "$rc" = 0 ]; then STEP_RESULTS+=(passed); else STEP_RESULTS+=("failed (exit $rc)"); fi
 }
 
+# step_start NAME COMMAND... : a step run in the background, its output kept aside;
+# step_finish collects it (output, result, time) in the order the steps were started.
+BACKGROUND=()
+step_start() {
+  local name="$1"; shift
+  local out
+  out="$(mktemp -d)"
+  log "$name (started; its output follows when it ends)"
+  (
+    started=$(date +%s)
+    rc=0
+    "$@" >"$out/output" 2>&1 || rc=$?
+    echo "$rc $(($(date +%s) - started))" >"$out/result"
+  ) &
+  BACKGROUND+=("$!|$name|$out")
+}
+
+step_finish() {
+  local entry pid name out rc seconds
+  for entry in "${BACKGROUND[@]}"; do
+    IFS='|' read -r pid name out <<<"$entry"
+    wait "$pid"
+    log "$name"
+    cat "$out/output" >&2
+    read -r rc seconds <"$out/result"
+    rm -rf "$out"
+    STEP_NAMES+=("$name")
+    STEP_SECONDS+=("$seconds")
+    if [ "$rc" = 0 ]; then STEP_RESULTS+=(passed); else STEP_RESULTS+=("failed (exit $rc)"); fi
+  done
+  BACKGROUND=()
+}
+
 # summary: one line per step, the total time; returns 1 if any step failed.
 summary() {
   local i failed=0

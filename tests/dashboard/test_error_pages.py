@@ -15,11 +15,12 @@ from tests.server.harness import pcm
 from .conftest import logged_in
 from .live import LiveServer, Protocol
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+SESSION_LOOP = pytest.mark.asyncio(loop_scope="session")
 
 HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
+@SESSION_LOOP
 async def test_an_unknown_route_is_an_html_page_with_a_way_back(
     context: Any, acme: Protocol
 ) -> None:
@@ -84,6 +85,7 @@ def test_forbidden_a_failure_and_an_outage_are_html_pages_too(live: LiveServer) 
     assert answer.json()["error"]["code"] == "internal_error"
 
 
+@SESSION_LOOP
 async def test_the_recording_loads_on_demand_and_answers_ranges(
     context: Any, acme: Protocol
 ) -> None:

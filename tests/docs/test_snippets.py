@@ -255,7 +255,8 @@ def test_the_demo_in_real_time_serves_until_ctrl_c(shell: Shell) -> None:
     command = "pipecat-roark demo" + line.removeprefix("scripts/demo")
     demo = subprocess.Popen(
         shlex.split(command),
-        env=shell.env,
+        # If it does not exit, SIGABRT makes it print every thread's stack (below).
+        env={**shell.env, "PYTHONFAULTHANDLER": "1"},
         cwd=shell.home,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -284,7 +285,10 @@ def test_the_demo_in_real_time_serves_until_ctrl_c(shell: Shell) -> None:
             # A bound that catches a demo that never exits, not a measure of how fast.
             status = demo.wait(timeout=180)
         except subprocess.TimeoutExpired:
-            raise AssertionError("".join(rest)[-3000:]) from None
+            demo.send_signal(signal.SIGABRT)
+            demo.wait(timeout=30)
+            reader.join(timeout=30)
+            raise AssertionError("did not exit; its threads:\n" + "".join(rest)[-6000:]) from None
         assert status == 0, "".join(rest)[-3000:]
     finally:
         if demo.poll() is None:
