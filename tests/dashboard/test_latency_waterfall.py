@@ -56,9 +56,9 @@ async def test_each_reply_has_its_waterfall_and_its_turns_spans(
             )
         )
     assert {"stt", "llm", "tts"} <= names
+    # docs/latency.md shows this reply (scripts/screenshots).
+    await screenshot(page.locator("#latency li.reply").first, "latency-waterfall.png")
     llm = page.locator("#latency [data-span='llm'] details").first
     await llm.locator("summary").click()
     assert "gen_ai" in await llm.locator("pre").inner_text()
     assert page.errors == []
-    # docs/latency.md shows this reply (scripts/screenshots).
-    await screenshot(page.locator("#latency li.reply").first, "latency-waterfall.png")
