@@ -193,7 +193,7 @@ async def _measure(options: cli.Options) -> Report:
         table(["answer", "ms", "vs baseline"], rows),
         f"- Goal: < {GOAL_MS:.0f} ms for the attribution: "
         f"{'met' if worst < GOAL_MS else 'missed'} (slowest median {worst:.0f} ms).",
-        f"- The latency index (each reply's parts and their daily rollups, kept at ingest) "
+        f"- The latency index (each reply's parts and their hourly rollups, kept at ingest) "
         f"was rebuilt from the {size.calls} calls in {rebuild_secs:.1f} s.",
     )
     return report

@@ -3,8 +3,8 @@
 Calls keep the ``latency_breakdown`` metrics the observer sent; decoding every call's metrics
 for each agent page costs seconds at ten thousand calls. So ingest also writes them twice,
 both exact: one row per part (``reply_parts``, the worst replies read off an index) and every
-duration per agent, UTC day and prompt revision (``latency_rollups``, percentiles from a few
-rows per day). ``rebuild`` makes both again from the calls (``pipecat-roark
+duration per agent, UTC hour and prompt revision (``latency_rollups``, percentiles from a
+few rows per day). ``rebuild`` makes both again from the calls (``pipecat-roark
 rebuild-latency``, and the migration that created them).
 
 Synchronous on purpose: the migration runs it as it is, the server through ``run_sync``.
@@ -30,10 +30,10 @@ _rollups = schema.latency_rollups
 _calls = schema.calls
 _started = func.coalesce(_calls.c.started_at, _calls.c.created_at, type_=schema.UTCDateTime())
 _KEY_LENGTHS = (128, 256, 32)
-_ROLLUP_KEY = ("project_id", "agent_id", "day", "prompt_id", "key", "owner", "owner_kind")
+_ROLLUP_KEY = ("project_id", "agent_id", "day", "hour", "prompt_id", "key", "owner", "owner_kind")
 _BATCH = 2000
 
-RollupKey = tuple[str, str, date, str, str, str, str]
+RollupKey = tuple[str, str, date, int, str, str, str, str]
 Progress = Callable[[int, int], None]
 
 
@@ -180,6 +180,7 @@ def _grouped(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[str]]:
             row["project_id"],
             row["agent_id"],
             started.date(),
+            started.hour,
             row["prompt_id"],
             row["key"],
             row["owner"],

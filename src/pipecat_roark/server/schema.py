@@ -267,14 +267,16 @@ reply_parts = Table(
     Index("ix_reply_parts_worst", "project_id", "agent_id", "key", "owner", "owner_kind", "secs"),
 )
 
-# Every duration of a part, per agent, UTC day and prompt revision ("" for none), as exact
-# comma-separated floats: a window's percentiles read a few rows per day, not every reply.
+# Every duration of a part, per agent, UTC day and hour and prompt revision ("" for none), as
+# exact comma-separated floats: a window's percentiles read a few rows per day, not every
+# reply; by the hour, so a call-ended rewrites an hour's durations, not a busy day's.
 latency_rollups = Table(
     "latency_rollups",
     metadata,
     Column("project_id", String(36), ForeignKey("projects.id"), primary_key=True),
     Column("agent_id", String(36), ForeignKey("agents.id"), primary_key=True),
     Column("day", Date(), primary_key=True),
+    Column("hour", Integer(), primary_key=True),
     Column("prompt_id", String(36), primary_key=True),
     Column("key", String(128), primary_key=True),
     Column("owner", String(256), primary_key=True),

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.String(36), sa.ForeignKey("projects.id"), primary_key=True),
         sa.Column("agent_id", sa.String(36), sa.ForeignKey("agents.id"), primary_key=True),
         sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("hour", sa.Integer(), primary_key=True),
         sa.Column("prompt_id", sa.String(36), primary_key=True),
         sa.Column("key", sa.String(128), primary_key=True),
         sa.Column("owner", sa.String(256), primary_key=True),
