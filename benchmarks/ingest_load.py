@@ -10,7 +10,10 @@ meanwhile, as it would in production.
 
 N ramps up (``Size.ramp``) and stops at the first N whose chunk requests (presign or PUT)
 have a p99 of 100 ms or more, or any request fails: the highest N before it is held. Then
-the goal's own case: ``Size.realtime_calls`` calls at real-time pace on SQLite + folder.
+the goals' own cases at real-time pace: ``Size.realtime_calls`` calls on SQLite + folder, and
+a ramp up to 1000 calls on PostgreSQL + SeaweedFS with two replicas, where each step also
+says which part of the machine was busiest (replicas, PostgreSQL, SeaweedFS, the load
+generator): what saturates first.
 
 ``python -m benchmarks.ingest_load [--smoke] [--results DIR] [--set speed=2]``
 """
@@ -37,6 +40,8 @@ __all__ = ["main"]
 NAME = "ingest_load"
 GOAL_MS = 100.0
 GOAL_CALLS = 500
+GOAL_CALLS_SCALED = 1000
+SCALED = Setup("postgresql", 2)
 _SETTLE_CPU = 0.05
 _SETTLE_MAX = 15.0
 
@@ -51,6 +56,8 @@ class Size:
     """The measured window of each step, after one chunk interval of warm-up."""
     realtime_calls: int
     """Then this many calls at real-time pace on SQLite + folder, one replica (0: none)."""
+    realtime_scaled: tuple[int, ...]
+    """Then this ramp at real-time pace on PostgreSQL + SeaweedFS, two replicas."""
 
 
 FULL = Size(
@@ -59,6 +66,7 @@ FULL = Size(
     speed=2.0,
     seconds=6.0,
     realtime_calls=GOAL_CALLS,
+    realtime_scaled=(250, 500, 750, GOAL_CALLS_SCALED),
 )
 SMOKE = Size(
     ramp=(4, 8),
@@ -66,6 +74,7 @@ SMOKE = Size(
     speed=16.0,
     seconds=1.0,
     realtime_calls=4,
+    realtime_scaled=(4,),
 )
 
 
@@ -77,6 +86,8 @@ class Step:
     server_cpu: float
     machine_busy: float
     """Share of every core's time the machine was busy (server, generator, services)."""
+    parts_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds over the step of each busy part: replicas, services, load generator."""
 
     def values(self, kind: str) -> list[float]:
         return list(self.measured["latencies"].get(kind, []))
@@ -153,16 +164,23 @@ async def _ramp(
                 seed=calls,
             )
             cpu_before, started = served.cpu_seconds(), time.monotonic()
+            services_before = held.cpu_seconds()
             busy_before, total_before = _machine_times()
             measured = await generate(load)
             wall = time.monotonic() - started
             busy_after, total_after = _machine_times()
+            server_cpu = served.cpu_seconds() - cpu_before
+            parts = {"replicas": server_cpu, "load generator": float(measured["cpu"])}
+            if setup.database == "postgresql":
+                for part, used in held.cpu_seconds().items():
+                    parts[part] = used - services_before.get(part, 0.0)
             step = Step(
                 calls,
                 measured,
                 wall,
-                served.cpu_seconds() - cpu_before,
+                server_cpu,
                 (busy_after - busy_before) / max(1, total_after - total_before),
+                parts,
             )
             ramp.steps.append(step)
             if not step.held:
@@ -170,6 +188,27 @@ async def _ramp(
             await _settle(served)
     ramp.took = time.monotonic() - started_ramp
     return ramp
+
+
+def _error_samples(ramp: Ramp) -> list[str]:
+    """What the failed requests answered, so a missed step says why."""
+    return [
+        f"- Errors at {step.calls} calls, e.g.: "
+        + "; ".join(f"`{sample}`" for sample in step.measured.get("error_samples", []))
+        for step in ramp.steps
+        if step.errors
+    ]
+
+
+def _part_cpu(step: Step, part: str) -> str:
+    used = step.parts_cpu.get(part)
+    return "—" if used is None else f"{used / step.wall * 100:.0f}"
+
+
+def _busiest(step: Step) -> str:
+    """The step's parts by CPU, busiest first, in % of one core."""
+    ranked = sorted(step.parts_cpu.items(), key=lambda item: -item[1])
+    return ", ".join(f"{part} {used / step.wall * 100:.0f}%" for part, used in ranked)
 
 
 def _ms(values: list[float], q: float) -> str:
@@ -192,6 +231,9 @@ def _row(step: Step, size: Size) -> list[str]:
         _ms(events, 99),
         problems or "0",
         f"{step.server_cpu / step.wall * 100:.0f}",
+        _part_cpu(step, "PostgreSQL"),
+        _part_cpu(step, "SeaweedFS"),
+        _part_cpu(step, "load generator"),
         f"{step.machine_busy * 100:.0f}",
         "yes" if step.held else "**no**",
     ]
@@ -208,6 +250,9 @@ _HEADERS = [
     "events p99 ms",
     "errors",
     "server CPU %",
+    "PostgreSQL CPU %",
+    "SeaweedFS CPU %",
+    "generator CPU %",
     "machine busy %",
     "held",
 ]
@@ -241,9 +286,10 @@ def _report(ramps: list[Ramp], size: Size) -> Report:
         f"too. Each step measures {size.seconds:g} s after one chunk interval of warm-up; the "
         f"ramp stops at the first step whose presign or PUT p99 reaches {GOAL_MS:.0f} ms or "
         f"that has any error. One run per step. *Server CPU*: the replicas' CPU time over "
-        f"the step in % of one core; *machine busy*: of both cores (server, load generator, "
-        f"and PostgreSQL and moto_server when used). With S3 the chunks go to moto_server "
-        f"(Python, in-memory), not through the server.",
+        f"the step in % of one core; PostgreSQL's (every backend), SeaweedFS's and the "
+        f"load generator's likewise; *machine busy*: of both cores. With S3 the chunks go "
+        f"to SeaweedFS's S3 gateway (master, volume, filer and gateway in one process), "
+        f"which checks each presigned URL's SigV4 signature, not through the server.",
         versions=server_versions(
             SQLite=sqlite3.sqlite_version,
             uvicorn=metadata.version("uvicorn"),
@@ -267,10 +313,37 @@ def _report(ramps: list[Ramp], size: Size) -> Report:
     for ramp in ramps:
         report.add(
             f"### {ramp.setup.label}, {_pace(ramp.speed)}",
-            table(_HEADERS, [_row(step, size) for step in ramp.steps]),
+            "\n".join(
+                [table(_HEADERS, [_row(step, size) for step in ramp.steps]), *_error_samples(ramp)]
+            ),
         )
     report.add(_goal(ramps))
+    report.add(_goal_scaled(ramps))
     return report
+
+
+def _goal_scaled(ramps: list[Ramp]) -> str:
+    ramp = next((r for r in ramps if r.setup == SCALED and r.speed == 1), None)
+    if ramp is None or not ramp.steps:
+        return f"- Goal: {GOAL_CALLS_SCALED} real-time calls on {SCALED.label}: not measured."
+    last = ramp.steps[-1]
+    met = last.held and last.calls >= GOAL_CALLS_SCALED
+    where = (
+        f"held {ramp.held} real-time calls"
+        if ramp.held is not None
+        else f"not held at {ramp.steps[0].calls}"
+    )
+    limit = (
+        "the ramp's last step held"
+        if last.held
+        else f"at {last.calls} calls (p99 presign {_ms(last.values('presign'), 99)} ms, "
+        f"PUT {_ms(last.values('put'), 99)} ms, {last.errors} errors)"
+    )
+    return (
+        f"- Goal: {GOAL_CALLS_SCALED} real-time calls on {SCALED.label}: "
+        f"{'met' if met else 'missed'}; {where}. Where it saturates: {limit}, the machine "
+        f"{last.machine_busy * 100:.0f}% busy; CPU by part (% of one core): {_busiest(last)}."
+    )
 
 
 def _goal(ramps: list[Ramp]) -> str:
@@ -303,6 +376,8 @@ async def _measure(options: cli.Options) -> Report:
     ]
     if size.realtime_calls:
         plans.append((Setup("sqlite", 1), 1.0, (size.realtime_calls,)))
+    if size.realtime_scaled:
+        plans.append((SCALED, 1.0, size.realtime_scaled))
     ramps: list[Ramp] = []
     with tempfile.TemporaryDirectory(prefix="roark-ingest-") as workdir, services() as held:
         for setup, speed, calls in plans:

@@ -1,9 +1,10 @@
 """``pipecat-roark serve`` as the backend benchmarks run it: real processes on 127.0.0.1.
 
-A setup is a database and a blob store (SQLite + folder, or PostgreSQL + an S3-compatible
-server) and a number of replicas sharing them. PostgreSQL and the S3 server are the test
-suite's throwaway services (``tests.server.services``), started once per benchmark run and
-only when a setup needs them. Every process is stopped on exit.
+A setup is a database and a blob store (SQLite + folder, or PostgreSQL + SeaweedFS's S3
+gateway, which checks every presigned URL's SigV4 signature as a real object store does) and
+a number of replicas sharing them. PostgreSQL and SeaweedFS are the test suite's throwaway
+services (``tests.server.services``), started once per benchmark run and only when a setup
+needs them. Every process is stopped on exit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.server.services import MotoServer, PostgresCluster, ServeProcess, postgres_bin_dir
+from tests.server.services import PostgresCluster, SeaweedS3, ServeProcess, postgres_bin_dir
 
 __all__ = [
     "S3_CREDENTIALS",
@@ -26,14 +27,19 @@ __all__ = [
     "cpu_seconds",
     "services",
     "serving",
+    "tree_cpu_seconds",
 ]
 
-# The local S3 server accepts any credentials; the server's S3 client needs some.
+# SeaweedFS is started with this identity, and the replicas sign with it.
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "benchbenchbench",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+# A bucket per setup, and a ramp's chunks fill a 64 MB volume every few seconds.
+_S3_VOLUMES = 400
 
 
 @dataclass(frozen=True)
@@ -44,16 +50,16 @@ class Setup:
 
     @property
     def label(self) -> str:
-        stores = "SQLite + folder" if self.database == "sqlite" else "PostgreSQL + S3 (moto)"
+        stores = "SQLite + folder" if self.database == "sqlite" else "PostgreSQL + S3 (SeaweedFS)"
         return f"{stores}, {self.replicas} replica{'s' if self.replicas > 1 else ''}"
 
 
 @dataclass
 class Services:
-    """PostgreSQL and moto_server, started on first use and stopped by ``close``."""
+    """PostgreSQL and SeaweedFS, started on first use and stopped by ``close``."""
 
     postgres: PostgresCluster | None = None
-    s3: MotoServer | None = None
+    s3: SeaweedS3 | None = None
 
     def need_postgres(self) -> PostgresCluster:
         if self.postgres is None:
@@ -63,10 +69,24 @@ class Services:
             self.postgres = PostgresCluster.start(bin_dir)
         return self.postgres
 
-    def need_s3(self) -> MotoServer:
+    def need_s3(self) -> SeaweedS3:
         if self.s3 is None:
-            self.s3 = MotoServer.start()
+            self.s3 = SeaweedS3.start(
+                S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                volumes=_S3_VOLUMES,
+            )
         return self.s3
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time each running service has used so far (PostgreSQL: every backend)."""
+        used = {}
+        if self.postgres is not None:
+            pid_file = self.postgres.root / "data" / "postmaster.pid"
+            used["PostgreSQL"] = tree_cpu_seconds(int(pid_file.read_text().split()[0]))
+        if self.s3 is not None:
+            used["SeaweedFS"] = tree_cpu_seconds(self.s3.process.pid)
+        return used
 
     def close(self) -> None:
         if self.s3 is not None:
@@ -106,10 +126,40 @@ class Serving:
         return sum(cpu_seconds(pid) for pid in self.pids)
 
 
+def _stat(pid: int) -> list[str]:
+    """``/proc/PID/stat`` after the command name, which may hold spaces."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process, its live descendants, and the children it has already reaped
+    (PostgreSQL forks a backend per connection)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry)] = int(_stat(int(entry))[1])
+    family, ticks = {root}, 0
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                changed = True
+    for pid in family:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat(pid)
+            ticks += int(fields[11]) + int(fields[12])
+            if pid == root:
+                ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _environment(setup: Setup, workdir: Path, held: Services) -> dict[str, str]:
@@ -123,6 +173,23 @@ def _environment(setup: Setup, workdir: Path, held: Services) -> dict[str, str]:
             "ROARK_SERVER_S3_ENDPOINT_URL": s3.endpoint,
         }
     return env
+
+
+async def _warm_bucket(blob_url: str, endpoint: str | None) -> None:
+    """SeaweedFS grows a new bucket's volumes on its first writes (some 200 ms): do them
+    before the first measured PUT, as a store in service would have."""
+    from pipecat_roark.server.blobs import open_blob_store
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"warm"
+
+    store = await open_blob_store(blob_url, s3_endpoint_url=endpoint)
+    try:
+        for number in range(4):
+            await store.write_stream(f"warm-up/{number}", body())
+        await store.delete_prefix("warm-up/")
+    finally:
+        await store.close()
 
 
 @contextlib.asynccontextmanager
@@ -139,6 +206,8 @@ async def serving(
         os.environ.setdefault(name, value)
     settings = ServerSettings.from_sources(environ=env)
     key = await ensure_project_key(settings, "bench")
+    if settings.blob_url and settings.blob_url.startswith("s3://"):
+        await _warm_bucket(settings.blob_url, settings.s3_endpoint_url)
     served = Serving(setup, env, key)
     try:
         for number in range(setup.replicas):

@@ -22,8 +22,10 @@ EXPECTED = {
     "ingest_load": [
         "## Highest N held",
         "### SQLite + folder, 1 replica, 16x",
-        "### PostgreSQL + S3 (moto), 2 replicas, 16x",
-        "real time",
+        "### PostgreSQL + S3 (SeaweedFS), 2 replicas, 16x",
+        "### PostgreSQL + S3 (SeaweedFS), 2 replicas, real time",
+        "real-time calls on PostgreSQL + S3 (SeaweedFS), 2 replicas",
+        "SeaweedFS CPU %",
         "| 4 |",
     ],
     "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],

@@ -340,9 +340,17 @@ class SeaweedS3:
 
     @classmethod
     def start(
-        cls, access_key: str, secret_key: str, *, identities: Sequence[dict[str, Any]] = ()
+        cls,
+        access_key: str,
+        secret_key: str,
+        *,
+        identities: Sequence[dict[str, Any]] = (),
+        volumes: int = 5,
     ) -> SeaweedS3:
-        """An admin identity with these keys, plus ``identities`` (read once, at start)."""
+        """An admin identity with these keys, plus ``identities`` (read once, at start).
+
+        Each bucket takes volumes of 64 MB as it fills: ``volumes`` bounds them all, so a
+        store taking many buckets or much data needs more than the tests' few."""
         executable = Path(sys.executable).with_name("weed")
         root = Path(tempfile.mkdtemp(prefix="roark-weed-", dir="/tmp"))
         (root / "data").mkdir()
@@ -369,7 +377,7 @@ class SeaweedS3:
                 f"-volume.port={volume}",
                 f"-filer.port={filer}",
                 "-master.volumeSizeLimitMB=64",
-                "-volume.max=5",
+                f"-volume.max={volumes}",
                 "-s3",
                 f"-s3.port={s3}",
                 f"-s3.config={root / 's3.json'}",
