@@ -24,6 +24,7 @@ from .errors import ApiError
 from .jobs import enqueue_stitch
 from .reply_index import index_call
 from .sanitise import MAX_DEPTH, Repair, nesting_depth, repair
+from .search_index import index_call as index_search
 
 __all__ = [
     "ENDED",
@@ -444,6 +445,7 @@ async def record_call_ended(
         **call_figures(transcript, tool_calls, metrics),
     )
     await connection.run_sync(index_call, call.id)
+    await connection.run_sync(index_search, call.id)
     await enqueue_stitch(connection, call.id, utcnow())
     return CallRef(call.id, ENDED, body.recordingNumChannels), True
 

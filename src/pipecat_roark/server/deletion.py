@@ -15,6 +15,7 @@ from . import schema
 from .blobs import call_prefix
 from .database import utcnow
 from .reply_index import forget_call
+from .search_index import forget_call as forget_search
 from .state import ServerState
 
 __all__ = ["delete_call", "sweep_retention"]
@@ -28,6 +29,7 @@ async def delete_call(state: ServerState, call_id: str) -> None:
             delete(schema.stitch_jobs).where(schema.stitch_jobs.c.call_id == call_id)
         )
         await connection.run_sync(forget_call, call_id)
+        await connection.run_sync(forget_search, call_id)
         await connection.execute(delete(schema.calls).where(schema.calls.c.id == call_id))
 
 

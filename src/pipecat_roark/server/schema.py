@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -35,6 +36,7 @@ __all__ = [
     "agent_prompts",
     "agents",
     "api_keys",
+    "call_search",
     "calls",
     "chunks",
     "latency_rollups",
@@ -283,4 +285,22 @@ latency_rollups = Table(
     Column("owner_kind", String(32), primary_key=True),
     Column("count", Integer(), nullable=False),
     Column("samples", Text(), nullable=False),
+)
+
+# Each ended call's searched text (server/search_index.py): ``body`` every word in order, as
+# search_terms.document writes it, ``words`` its distinct words. SQLite's FTS5 table
+# ``call_search_fts`` reads ``body`` (the migration makes it and the triggers that keep it in
+# step); PostgreSQL indexes ``to_tsvector('simple', words)``.
+call_search = Table(
+    "call_search",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("call_id", String(36), ForeignKey("calls.id"), nullable=False, unique=True),
+    Column("body", Text(), nullable=False),
+    Column("words", Text(), nullable=False),
+    Index(
+        "ix_call_search_words",
+        func.to_tsvector(literal_column("'simple'"), literal_column("words")),
+        postgresql_using="gin",
+    ),
 )

@@ -1,16 +1,15 @@
-"""Text search in lists: a case-insensitive substring of any of some columns.
-
-A scan, not an index: fine for a project's calls on one machine (see benchmarks/README.md);
-full-text indexes would replace this one function.
-"""
+"""Text search in lists: calls by their words (an index, see docs/dashboard.md, "Searching
+calls"), agents by a case-insensitive substring of their name or id (a scan: few rows)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, false, or_
 
 from . import schema
+from .search_fts import MatchingCalls
+from .search_terms import parse
 
 __all__ = ["call_text_matches", "contains_text"]
 
@@ -26,6 +25,9 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
 
 
 def call_text_matches(text: str) -> ColumnElement[bool]:
-    """Calls whose transcript or ``pipecatCallId`` holds ``text``."""
+    """Calls whose ``pipecatCallId`` is ``text`` (spaces around aside), or whose transcript
+    and tool calls hold every word and phrase of ``text`` (``search_terms.parse``)."""
     calls = schema.calls.c
-    return contains_text(text, calls.transcript_text, calls.pipecat_call_id)
+    terms = parse(text)
+    by_id = calls.pipecat_call_id.in_(sorted({text, text.strip()}))
+    return or_(by_id, MatchingCalls(terms) if terms else false())

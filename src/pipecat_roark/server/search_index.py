@@ -1,0 +1,78 @@
+"""The search index of calls, kept at ingest: one ``call_search`` row per ended call.
+
+The row holds the call's searched text as ``search_terms.document`` makes it. On SQLite an
+FTS5 table reads it (``call_search_fts``, kept in step by triggers the migration made); on
+PostgreSQL a GIN index over ``to_tsvector('simple', words)``, the call's distinct words.
+``rebuild`` fills it from the calls (the migration that created it runs it).
+
+Synchronous on purpose: the migration runs it as it is, the server through ``run_sync``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from . import schema
+from .search_terms import SEPARATOR, call_text, document
+
+__all__ = ["TOO_MANY_WORDS", "forget_call", "index_call", "rebuild", "row_of"]
+
+TOO_MANY_WORDS = "z0y"
+"""``words`` of a call whose distinct words would not fit a ``tsvector`` (1 MB): the query
+then lets the call through to the exact check on its whole text. No typed word encodes to it."""
+_TSVECTOR_BUDGET = 700_000  # bytes, well under PostgreSQL's 1 048 575
+_BATCH = 500
+_search = schema.call_search
+_calls = schema.calls
+
+
+def row_of(call_id: str, transcript_text: str | None, tool_calls: Any) -> dict[str, Any]:
+    """The ``call_search`` row of a call with this text."""
+    body = document(call_text(transcript_text, tool_calls))
+    distinct = sorted(set(body.split()) - {SEPARATOR})
+    size = sum(len(word) + 8 for word in distinct)
+    return {
+        "call_id": call_id,
+        "body": body,
+        "words": TOO_MANY_WORDS if size > _TSVECTOR_BUDGET else " ".join(distinct),
+    }
+
+
+def index_call(connection: Connection, call_id: str) -> bool:
+    """Index an ended call's text once; whether a row was written."""
+    if connection.scalar(select(_search.c.id).where(_search.c.call_id == call_id)):
+        return False
+    row = connection.execute(
+        select(_calls.c.transcript_text, _calls.c.tool_calls).where(
+            _calls.c.id == call_id, _calls.c.ended_received.is_(True)
+        )
+    ).first()
+    if row is None:
+        return False
+    connection.execute(insert(_search).values(row_of(call_id, *row)))
+    return True
+
+
+def forget_call(connection: Connection, call_id: str) -> None:
+    """Take a call out of the index (before the call is deleted)."""
+    connection.execute(delete(_search).where(_search.c.call_id == call_id))
+
+
+def rebuild(connection: Connection) -> int:
+    """The index made again from every ended call, a batch at a time; return how many."""
+    connection.execute(delete(_search))
+    query = select(_calls.c.id, _calls.c.transcript_text, _calls.c.tool_calls).where(
+        _calls.c.ended_received.is_(True)
+    )
+    done, after = 0, None
+    while True:
+        page = query if after is None else query.where(_calls.c.id > after)
+        batch = connection.execute(page.order_by(_calls.c.id).limit(_BATCH)).all()
+        if batch:
+            connection.execute(insert(_search), [row_of(*row) for row in batch])
+            done += len(batch)
+            after = batch[-1].id
+        if len(batch) < _BATCH:
+            return done
