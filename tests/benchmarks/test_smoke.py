@@ -31,6 +31,11 @@ EXPECTED = {
     "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],
     "spool_cost": ["| records already spooled |", "replay µs/record", "Ratio large/small"],
     "outage_memory": ["RSS growth, peak", "**100%**", "0 duplicate(s)", "everything delivered"],
+    "search_scale": [
+        "| SQLite | a quoted phrase |",
+        "| PostgreSQL | a pipecatCallId |",
+        "equals a scan in Python over the generated calls: yes",
+    ],
     "latency_attribution": ["| daily analytics (baseline) |", "| attribution, two weeks |", "Goal"],
     "dashboard_pages": [
         "| calls list (HTML, first 50) |",
