@@ -195,32 +195,27 @@ def _expected(calls: list[dict[str, Any]], query: str, **filters: Any) -> set[st
     return found
 
 
-async def _api_ids(server: Harness, **params: Any) -> set[str]:
+async def _ids(server: Harness, path: str, field: str, limit: int, **params: Any) -> set[str]:
+    """The pipecatCallIds of every page of a list."""
     ids: set[str] = set()
     after = None
     while True:
         extra = {"after": after} if after else {}
-        answer = await server.get("/v1/call", limit=100, **params, **extra)
+        answer = await server.get(path, limit=limit, **params, **extra)
         assert answer.status_code == 200, (params, answer.text)
         body = answer.json()
-        ids |= {call["externalId"] for call in body["data"]}
+        ids |= {call[field] for call in body["data"]}
         after = body["pagination"]["nextCursor"]
         if not body["pagination"]["hasMore"]:
             return ids
+
+
+async def _api_ids(server: Harness, **params: Any) -> set[str]:
+    return await _ids(server, "/v1/call", "externalId", 100, **params)
 
 
 async def _dashboard_ids(server: Harness, **params: Any) -> set[str]:
-    ids: set[str] = set()
-    after = None
-    while True:
-        extra = {"after": after} if after else {}
-        answer = await server.get("/calls.json", limit=200, **params, **extra)
-        assert answer.status_code == 200, (params, answer.text)
-        body = answer.json()
-        ids |= {call["pipecatCallId"] for call in body["data"]}
-        after = body["pagination"]["nextCursor"]
-        if not body["pagination"]["hasMore"]:
-            return ids
+    return await _ids(server, "/calls.json", "pipecatCallId", 200, **params)
 
 
 async def _index_rows(server: Harness) -> list[tuple[Any, ...]]:
