@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.database import MIGRATIONS_DIR, create_engine
-from pipecat_roark.server.search_index import rebuild
+from pipecat_roark.server.search_index import TOO_MANY_WORDS, rebuild
 from tests.server.harness import Harness
 
 pytestmark = pytest.mark.asyncio
@@ -335,3 +335,52 @@ def _at(text: str) -> Any:
     from datetime import datetime, timezone
 
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+async def test_a_call_with_too_many_words_for_a_tsvector_is_still_found_exactly(
+    server: Harness,
+) -> None:
+    words = [f"w{index:07d}" for index in range(46_000)]
+    lines = [" ".join(words[start : start + 1000]) for start in range(0, len(words), 1000)]
+    call = {
+        "id": "huge",
+        "agent": "agent-1",
+        "day": DAYS[0],
+        "ended": True,
+        "transcript": [{"role": "user", "content": "\n".join(lines), **_AT}],
+        "toolCalls": [],
+    }
+    await _store(server, call)
+    (row,) = await _index_rows(server)
+    assert row[2] == TOO_MANY_WORDS
+    for query, found in (
+        ("w0045999", True),
+        ("w0000001 w0031000", True),
+        ('"w0000998 w0000999"', True),
+        ('"w0000999 w0001000"', False),  # two lines
+        ("w0046000", False),
+        ('"w0000002 w0000001"', False),
+    ):
+        assert await _api_ids(server, searchText=query) == ({"huge"} if found else set()), query
+
+
+async def test_postgresql_reads_every_indexed_word_as_one_lexeme(postgres: Any) -> None:
+    """The GIN side holds only if PostgreSQL's parser keeps each encoded word whole."""
+    from pipecat_roark.server.search_terms import words
+
+    rng = random.Random(3)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    sample = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    sample += ["1e5", "1e", "e1", "0x1f", "007", "1e-5", "3.14", "v1.2.3", "a.b@c.de", "ünïcödé"]
+    text = " ".join([*sample, "café", "Straße", "日本語", "z0", "z0z", "A_B", "x²"])
+    indexed = sorted(set(words(text)))
+    engine = create_engine(postgres.create_database())
+    try:
+        async with engine.connect() as connection:
+            lexemes = await connection.scalars(
+                sa.text("SELECT unnest(tsvector_to_array(to_tsvector('simple', :words)))"),
+                {"words": " ".join(indexed)},
+            )
+            assert sorted(lexemes) == indexed
+    finally:
+        await engine.dispose()

@@ -45,13 +45,17 @@ Terms = tuple[tuple[str, ...], ...]
 
 
 def _encoded(word: str) -> str:
-    """A word as plain ASCII letters and digits, one to one.
+    """A word as plain ASCII letters and digits that starts with a letter, one to one
+    (PostgreSQL's parser reads ``54e81n5`` as the number ``54e81`` and the word ``n5``).
 
-    A word of ASCII letters and digits stays itself, unless it starts with ``z0``, which
-    marks the other forms: ``z0z`` + the rest for those, ``z0`` + hexadecimal UTF-8 for a
-    word with any other character. The hexadecimal never holds ``x``, ``y`` or ``z``.
+    A word of ASCII letters and digits that starts with a letter stays itself, unless it
+    starts with ``z0``, which marks the other forms: ``z0z`` + the rest for those, ``z0w`` +
+    the word for one that starts with a digit, ``z0`` + hexadecimal UTF-8 for a word with any
+    other character. The hexadecimal never holds ``w``, ``x``, ``y`` or ``z``.
     """
     if _ASCII_WORD.fullmatch(word):
+        if word[0].isdigit():
+            return "z0w" + word
         return "z0z" + word[2:] if word.startswith("z0") else word
     return "z0" + word.encode("utf-8", "surrogatepass").hex()
 
