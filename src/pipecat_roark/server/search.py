@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_
+from sqlalchemy import ColumnElement, false, or_, true
 
 from . import schema
 from .search_fts import MatchingCalls
@@ -26,7 +26,10 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
 
 def call_text_matches(text: str) -> ColumnElement[bool]:
     """Calls whose ``pipecatCallId`` is ``text`` (spaces around aside), or whose transcript
-    and tool calls hold every word and phrase of ``text`` (``search_terms.parse``)."""
+    and tool calls hold every word and phrase of ``text`` (``search_terms.parse``). Only
+    spaces: every call, as if no search were given."""
+    if not text.strip():
+        return true()
     calls = schema.calls.c
     terms = parse(text)
     by_id = calls.pipecat_call_id.in_(sorted({text, text.strip()}))
