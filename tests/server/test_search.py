@@ -299,7 +299,7 @@ async def test_the_index_follows_ingest_repeats_and_deletion(server: Harness) ->
         assert await _api_ids(server, searchText=query) == _expected(calls, query)
 
 
-async def test_calls_stored_before_the_index_are_indexed_on_upgrade(settings: Any) -> None:
+async def test_an_upgrade_indexes_the_calls_stored_and_a_downgrade_drops_it(settings: Any) -> None:
     engine = create_engine(settings.resolved_database_url)
     now = "2026-01-01 12:00:00"
     transcript = "Alpha, bravo!\nCharlie's café"
@@ -321,7 +321,13 @@ async def test_calls_stored_before_the_index_are_indexed_on_upgrade(settings: An
                 )
             )  # fmt: skip
         command.upgrade(config, "head")
-        return connection.execute(sa.text("SELECT call_id, body FROM call_search")).all()
+        rows = connection.execute(sa.text("SELECT call_id, body FROM call_search")).all()
+        command.downgrade(config, "0006")  # and back: the index and its structures go
+        names = sa.inspect(connection).get_table_names()
+        assert [name for name in names if name.startswith("call_search")] == []
+        command.upgrade(config, "head")
+        assert connection.execute(sa.text("SELECT call_id, body FROM call_search")).all() == rows
+        return rows
 
     try:
         async with engine.begin() as connection:
