@@ -36,6 +36,7 @@ EXPECTED = {
         "| PostgreSQL | a pipecatCallId |",
         "equals a scan in Python over the generated calls: yes",
     ],
+    "voice_pipeline_cost": ["| no observer |", "| **this project** |", "1/1 calls complete"],
     "latency_attribution": ["| daily analytics (baseline) |", "| attribution, two weeks |", "Goal"],
     "dashboard_pages": [
         "| calls list (HTML, first 50) |",

@@ -406,6 +406,7 @@ async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
     @dataclass
     class Pushed:
         frame: object
+        first_push: bool = True  # as on 1.x, which hands over first pushes only
 
     judged: list[type] = []
 
@@ -431,3 +432,50 @@ async def test_an_unwanted_event_is_never_queued_however_it_is_put() -> None:
     await queue.put(Pushed(1))  # the push goes on, and the event is kept for the observer
     queue.put_nowait(Pushed(2))
     assert [queue.get_nowait() for _ in range(queue.qsize())] == [Pushed(1), Pushed(2)]
+
+
+async def test_a_repeated_hop_is_kept_out_where_pipecat_hands_over_every_hop() -> None:
+    from pipecat_roark.observer._pipecat_compat import keep_out_of_queue
+
+    @dataclass
+    class Frame:
+        id: int
+        wanted: bool = True
+
+    @dataclass
+    class Pushed:  # as on 0.0.x: no first_push, every hop is handed over
+        frame: Frame
+
+    asked: list[int] = []
+
+    class Gate:
+        """Lets one frame through per opening, like a reply's first streamed frame."""
+
+        def __init__(self) -> None:
+            self.open = True
+
+        def __bool__(self) -> bool:
+            asked.append(1)
+            passed, self.open = self.open, False
+            return passed
+
+    gate = Gate()
+
+    class Streamed(Frame):
+        pass
+
+    def judge(frame_class: type) -> object:
+        return gate if frame_class is Streamed else True
+
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    keep_out_of_queue(queue, events=(), pushes=Pushed, wanted={}, judge=judge)
+    first, second, streamed = Frame(1), Frame(2), Streamed(3)
+    hops = [Pushed(first), Pushed(first), Pushed(second), Pushed(first), Pushed(second)]
+    hops += [Pushed(streamed), Pushed(streamed), Pushed(Streamed(4))]
+    for hop in hops:
+        await queue.put(hop)
+    gate.open = True  # reopened: a repeated hop of a frame it turned away stays away
+    queue.put_nowait(Pushed(Streamed(4)))
+    got = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert got == [Pushed(first), Pushed(second), Pushed(streamed)]
+    assert len(asked) == 2  # once per first push of a gated frame, never for a repeat

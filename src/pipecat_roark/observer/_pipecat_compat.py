@@ -9,6 +9,7 @@ fallback degrades a feature with one warning instead of breaking the call.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -138,38 +139,55 @@ def keep_out_of_queue(
     judge: Callable[[type], Any],
 ) -> None:
     """Keep the events an observer does not want out of its queue: every event of a kind in
-    ``events``, and every ``pushes`` event (``FramePushed``) of a frame class whose entry in
-    ``wanted`` is falsy (``judge`` fills in a class the first time it is pushed). An entry's
-    truth is asked once per push, so an entry may be a gate that changes its answer.
+    ``events``, every ``pushes`` event (``FramePushed``) of a frame class whose entry in
+    ``wanted`` is falsy (``judge`` fills in a class the first time it is pushed), and on
+    Pipecat 0.0.x every push of a frame after its first. An entry's truth is asked once per
+    first push, so an entry may be a gate that changes its answer.
 
     Pipecat queues every event to every observer, which wants it or not: a
     ``FrameProcessed`` for every processor that handles every frame (a dozen per frame in a
     usual pipeline), every frame's push at every hop. Each is an awaited ``queue.put`` and a
     wake-up of the observer's task. An unwanted event now costs one check in one call, and
     the ``await`` Pipecat puts before it finishes at once, in C, on a future that is already
-    done: no coroutine, no wake-up.
+    done: no coroutine, no wake-up. Pipecat 1.x itself hands an observer created with
+    ``observe_every_push=False`` only the first push of each frame (``FramePushed`` has a
+    ``first_push`` field there); 0.0.x hands it every hop, so the filter keeps the repeated
+    hops of a wanted frame out the same way, by the ids of the frames it let through.
     """
     done = asyncio.get_running_loop().create_future()
     done.set_result(None)
     put = queue.put
     put_nowait = queue.put_nowait
     unbounded = queue.maxsize <= 0
+    once = not hasattr(pushes, "first_push")
+    passed = _Passed()
+    seen = passed.ids
 
-    def is_wanted(item: Any) -> Any:
+    def entry_for(frame_class: type) -> Any:
+        try:
+            return wanted[frame_class]
+        except KeyError:
+            try:
+                verdict = wanted[frame_class] = judge(frame_class)
+            except Exception:
+                # Never raise into the push: queue it, the observer's guarded hook decides.
+                return True
+            return verdict
+
+    def is_wanted(item: Any) -> bool:
         kind = type(item)
         if kind in events:
             return False
         if kind is pushes:
-            frame_class = item.frame.__class__
-            try:
-                return wanted[frame_class]
-            except KeyError:
-                try:
-                    verdict = wanted[frame_class] = judge(frame_class)
-                except Exception:
-                    # Never raise into the push: queue it, the observer's guarded hook decides.
-                    return True
-                return verdict
+            frame = item.frame
+            entry = entry_for(frame.__class__)
+            if entry is False:
+                return False
+            if once:
+                if frame.id in seen:
+                    return False
+                passed.add(frame.id)
+            return bool(entry)
         return True
 
     def put_wanted(item: Any) -> Awaitable[None]:
@@ -179,13 +197,24 @@ def keep_out_of_queue(
         if kind in events:
             return done
         if kind is pushes:
-            frame_class = item.frame.__class__
+            frame = item.frame
             try:
-                if not wanted[frame_class]:
-                    return done
+                entry = wanted[frame.__class__]
             except KeyError:
-                if not is_wanted(item):
+                entry = entry_for(frame.__class__)
+            if entry is False:
+                return done
+            if once:
+                # A repeated hop is dropped before a gate is asked (and a frame a gate
+                # turned away stays away): as on 1.x, where no repeated hop reaches it.
+                frame_id = frame.id
+                if frame_id in seen:
                     return done
+                passed.add(frame_id)
+                if not entry:
+                    return done
+            elif not entry:
+                return done
         if unbounded:
             # Queue.put would call put_nowait, which is this filter again: a verdict that
             # changes as it is asked (the first of a reply's streamed frames) is asked once.
@@ -199,3 +228,22 @@ def keep_out_of_queue(
 
     queue.put = put_wanted  # type: ignore[method-assign,assignment]
     queue.put_nowait = put_wanted_nowait  # type: ignore[method-assign]
+
+
+class _Passed:
+    """The ids of the frames let through lately: bounded, since a frame's hops all come
+    within moments of its first push."""
+
+    __slots__ = ("_order", "ids")
+
+    _CAPACITY = 2048
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def add(self, frame_id: int) -> None:
+        self.ids.add(frame_id)
+        self._order.append(frame_id)
+        if len(self._order) > self._CAPACITY:
+            self.ids.discard(self._order.popleft())
