@@ -267,31 +267,17 @@ async def run(load: Load) -> Measured:
 
 async def generate(load: Load) -> dict[str, Any]:
     """Runs a generator process to the end and returns what it measured (``Measured``)."""
-    from benchmarks.runner import ROOT, BenchError
+    from benchmarks.runner import run_module
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "benchmarks.ingest_client",
-        json.dumps(asdict(load)),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
     budget = CHUNK_SECONDS / load.speed + load.seconds + load.timeout + 30
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), budget)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        raise BenchError(f"the load generator did not finish in {budget:.0f}s") from None
-    if process.returncode != 0:
-        raise BenchError(
-            f"the load generator exited {process.returncode}:\n"
-            + stderr.decode(errors="replace")[-3000:]
-        )
-    result: dict[str, Any] = json.loads(stdout.splitlines()[-1])
-    return result
+    printed = await run_module(
+        sys.executable,
+        "benchmarks.ingest_client",
+        asdict(load),
+        what="the load generator",
+        timeout=budget,
+    )
+    return printed[-1]
 
 
 def main() -> None:

@@ -25,7 +25,16 @@ from typing import Any
 
 from benchmarks.worker import Spec
 
-__all__ = ["ROOT", "BenchError", "Line", "Worker", "WorkerOutput", "lines", "run_worker"]
+__all__ = [
+    "ROOT",
+    "BenchError",
+    "Line",
+    "Worker",
+    "WorkerOutput",
+    "lines",
+    "run_module",
+    "run_worker",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 _STDERR_TAIL = 3000
@@ -85,24 +94,39 @@ async def _start(python: str, spec: Spec, **kwargs: Any) -> asyncio.subprocess.P
     )
 
 
-async def run_worker(python: str, spec: Spec, *, timeout: float) -> WorkerOutput:
-    """Runs one worker to the end (or ``timeout`` seconds) and returns what it measured."""
-    process = await _start(python, spec)
+async def run_module(
+    python: str, module: str, argument: Any, *, what: str, timeout: float
+) -> list[dict[str, Any]]:
+    """Runs ``python -m module JSON(argument)`` to the end (or ``timeout`` seconds) and
+    returns the JSON lines it printed; ``what`` names it in errors."""
+    process = await asyncio.create_subprocess_exec(
+        python,
+        "-m",
+        module,
+        json.dumps(argument),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()
-        raise BenchError(
-            f"{spec.variant} worker ({python}) did not finish in {timeout:.0f}s"
-        ) from None
+        raise BenchError(f"{what} ({python}) did not finish in {timeout:.0f}s") from None
     if process.returncode != 0:
         raise BenchError(
-            f"{spec.variant} worker ({python}) exited {process.returncode}:\n"
+            f"{what} ({python}) exited {process.returncode}:\n"
             + stderr.decode(errors="replace")[-_STDERR_TAIL:]
         )
-    records = [json.loads(line) for line in stdout.splitlines() if line.startswith(b"{")]
-    head, calls = records[0], records[1:]
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith(b"{")]
+
+
+async def run_worker(python: str, spec: Spec, *, timeout: float) -> WorkerOutput:
+    """Runs one worker to the end (or ``timeout`` seconds) and returns what it measured."""
+    head, *calls = await run_module(
+        python, "benchmarks.worker", asdict(spec), what=f"{spec.variant} worker", timeout=timeout
+    )
     return WorkerOutput(head["pipecat"], head["python"], head.get("observer"), calls)
 
 

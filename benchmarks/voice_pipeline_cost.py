@@ -15,7 +15,6 @@ call, after a warm-up call in the same process.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 from benchmarks import cli
 from benchmarks.backend import BenchBackend, running
 from benchmarks.report import Report, median, spread, table
-from benchmarks.runner import ROOT, BenchError
+from benchmarks.runner import ROOT, run_module
 from benchmarks.voice_worker import VoiceSpec
 
 __all__ = ["main"]
@@ -119,27 +118,13 @@ def _python_for(case: Case) -> tuple[str | None, str]:
 
 
 async def _run_worker(python: str, spec: VoiceSpec, timeout: float) -> list[dict[str, Any]]:
-    process = await asyncio.create_subprocess_exec(
+    return await run_module(
         python,
-        "-m",
         "benchmarks.voice_worker",
-        json.dumps(asdict(spec)),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        asdict(spec),
+        what=f"{spec.variant} voice worker",
+        timeout=timeout,
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        raise BenchError(f"{spec.variant} voice worker did not finish in {timeout:.0f}s") from None
-    if process.returncode != 0:
-        raise BenchError(
-            f"{spec.variant} voice worker ({python}) exited {process.returncode}:\n"
-            + stderr.decode(errors="replace")[-3000:]
-        )
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith(b"{")]
 
 
 async def _round(
