@@ -38,6 +38,13 @@ EXPECTED = {
     ],
     "voice_pipeline_cost": ["| no observer |", "| **this project** |", "1/1 calls complete"],
     "latency_attribution": ["| daily analytics (baseline) |", "| attribution, two weeks |", "Goal"],
+    "pages_at_scale": [
+        "| calls list, newest |",
+        "| agent page (30 days) |",
+        "| GET /v1/call sortBy=endedAt |",
+        "### PostgreSQL + S3 (moto), 1 replica",
+        "Goal p95",
+    ],
     "dashboard_pages": [
         "| calls list (HTML, first 50) |",
         "call page (HTML)",

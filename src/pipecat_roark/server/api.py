@@ -78,7 +78,7 @@ def _sort_key(sort: CallSort) -> tuple[ColumnElement[Any], type]:
             _calls.c.ended_at, literal(_EPOCH, UTCDateTime()), type_=UTCDateTime()
         ), datetime
     if sort is CallSort.duration:
-        return func.coalesce(_calls.c.duration_ms, _calls.c.recording_duration_ms, -1), int
+        return schema.or_minus_one(_calls.c.duration_ms, _calls.c.recording_duration_ms), int
     if sort is CallSort.status:
         return _calls.c.status, str
     return literal(""), str  # no titles are generated; order by id alone

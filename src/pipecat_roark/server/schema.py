@@ -41,6 +41,7 @@ __all__ = [
     "chunks",
     "latency_rollups",
     "metadata",
+    "or_minus_one",
     "projects",
     "reply_parts",
     "server_secrets",
@@ -186,6 +187,43 @@ Index(
     func.coalesce(calls.c.started_at, calls.c.created_at),
     calls.c.id,
 )
+
+
+def or_minus_one(*columns: Any) -> Any:
+    """The first non-NULL column, else -1: a list's key for sorting by a figure, largest
+    first, calls without it last. A literal, not a parameter, so its index matches."""
+    return func.coalesce(*columns, literal_column("-1"))
+
+
+# The lists' other orders (migrations/versions/v0008_list_indexes.py).
+
+Index(
+    "ix_calls_project_duration",
+    calls.c.project_id,
+    or_minus_one(calls.c.duration_ms, calls.c.recording_duration_ms),
+    calls.c.id,
+)
+Index(
+    "ix_calls_project_latency",
+    calls.c.project_id,
+    or_minus_one(calls.c.response_latency_p50),
+    calls.c.id,
+)
+Index(
+    "ix_calls_project_interruptions",
+    calls.c.project_id,
+    or_minus_one(calls.c.interruption_count),
+    calls.c.id,
+)
+Index("ix_calls_project_status", calls.c.project_id, calls.c.status, calls.c.id)
+Index(
+    "ix_calls_project_reason",
+    calls.c.project_id,
+    calls.c.ended_reason,
+    func.coalesce(calls.c.started_at, calls.c.created_at),
+    calls.c.id,
+)
+Index("ix_calls_agent_prompt", calls.c.agent_id, calls.c.prompt_id)
 
 chunks = Table(
     "chunks",

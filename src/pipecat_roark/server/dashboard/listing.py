@@ -38,6 +38,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 COUNT_CAP = 1000
 SNIPPET_CHARS = 160
+MAX_REASONS = 50
 SORTS = ("started", "duration", "latency", "interruptions")
 """What the list sorts by: the call's start, its length, its median response, interruptions."""
 _calls = schema.calls
@@ -48,12 +49,14 @@ _LAST = 2**31 - 1  # fits every figure column; a call without the figure sorts l
 def _sort_key(sort: str, order: str) -> ColumnElement[Any]:
     if sort == "started":
         return call_started()
-    column: ColumnElement[Any] = {
-        "duration": func.coalesce(_calls.c.duration_ms, _calls.c.recording_duration_ms),
-        "latency": _calls.c.response_latency_p50,
-        "interruptions": _calls.c.interruption_count,
+    columns: tuple[ColumnElement[Any], ...] = {
+        "duration": (_calls.c.duration_ms, _calls.c.recording_duration_ms),
+        "latency": (_calls.c.response_latency_p50,),
+        "interruptions": (_calls.c.interruption_count,),
     }[sort]
-    return func.coalesce(column, -1 if order == "desc" else _LAST)
+    if order == "desc":  # the first click on a column: read off an index (schema.py)
+        return schema.or_minus_one(*columns)  # type: ignore[no-any-return]
+    return func.coalesce(*columns, _LAST)
 
 
 class CallFilters(BaseModel):
@@ -232,16 +235,24 @@ async def _choices(
             .limit(200)
         )
     ]
-    reasons = sorted(
-        str(reason)
-        for reason in await connection.scalars(
-            select(_calls.c.ended_reason)
-            .where(_calls.c.project_id == project_id, _calls.c.ended_reason.is_not(None))
-            .distinct()
-            .limit(50)
+    return agents, await _reasons(connection, project_id)
+
+
+async def _reasons(connection: AsyncConnection, project_id: str) -> list[str]:
+    """The project's ended reasons (up to ``MAX_REASONS``), one index seek each: a DISTINCT
+    would read every call's."""
+    reasons: list[str] = []
+    while len(reasons) < MAX_REASONS:
+        query = select(func.min(_calls.c.ended_reason)).where(
+            _calls.c.project_id == project_id, _calls.c.ended_reason.is_not(None)
         )
-    )
-    return agents, reasons
+        if reasons:
+            query = query.where(_calls.c.ended_reason > reasons[-1])
+        found = await connection.scalar(query)
+        if found is None:
+            break
+        reasons.append(str(found))
+    return reasons
 
 
 async def calls_page(

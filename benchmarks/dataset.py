@@ -1,0 +1,457 @@
+"""A generated project of N ended calls, as ingest would have stored them, for timings at scale.
+
+Sending a million calls over the protocol would take days; writing them straight into the
+tables in bulk takes minutes. Each call is shaped as the observer sends it
+(``benchmarks.call_record``): turns with transcript text, tool calls and their results (some
+failing), interruptions, per-turn metrics and each reply's latency breakdown. Calls are spread
+over ``agents`` agents (a few busy, most quiet; two prompt revisions each) and ``days`` days,
+with ended reasons and durations of several shapes; one call in ten carries no metrics (an
+observer with metrics off). No recordings.
+
+The derived rows are those ingest writes: the call's figure columns (``analytics.
+call_figures``), its transcript text, and its replies in ``reply_parts`` and
+``latency_rollups`` (the server's own ``reply_index`` row builders; calls are made in start
+order, so each hour's rollups are written once, whole). ``tests/benchmarks/test_dataset.py``
+checks them against ``reply_index.rebuild``. Deterministic for a seed.
+
+``python -m benchmarks.dataset --database-url URL --calls N [--seed S]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import insert
+
+from benchmarks.latency_attribution import PARTS
+
+__all__ = ["Shape", "generate", "main"]
+
+BATCH = 2000
+_CALL_SECONDS = (20, 900)
+_EXCHANGE_MS = 10_000
+_REASONS = (
+    ("customer-ended-call", 55),
+    ("assistant-ended-call", 30),
+    ("client-disconnected", 10),
+    ("silence-timed-out", 3),
+    ("pipeline-error", 2),
+)
+_QUESTIONS = (
+    "I would like to check on order {n}, please.",
+    "Can you tell me when my parcel {n} will arrive?",
+    "I need to change the delivery address for order {n}.",
+    "Why was I charged twice for order {n}?",
+    "Could you cancel the subscription on account {n}?",
+    "My code {n} does not work at checkout.",
+)
+_ANSWERS = (
+    "Sure, I can help with that; your order ships today from our main warehouse.",
+    "Thanks for waiting. The courier has it now and it should arrive by Friday.",
+    "I have updated the delivery address; you will get a confirmation by email.",
+    "I see the second charge; it is a hold and will be released within three days.",
+    "Done: the subscription ends at the close of this billing period.",
+    "That code expired last week, but I can apply a new one for you now.",
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How many calls and how they spread: the last day is ``end`` (UTC), inclusive."""
+
+    calls: int
+    agents: int = 20
+    days: int = 90
+    seed: int = 17
+    end: date = date(2026, 11, 30)
+
+    @property
+    def first(self) -> datetime:
+        return datetime.combine(
+            self.end - timedelta(days=self.days - 1), datetime.min.time(), timezone.utc
+        )
+
+
+@dataclass(frozen=True)
+class _Agent:
+    id: str
+    prompts: tuple[str, str]
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _at(started: datetime, offset_ms: int) -> str:
+    return (started + timedelta(milliseconds=offset_ms)).isoformat()
+
+
+def _part_secs(rng: random.Random, key: str, slow: float) -> float:
+    return round(rng.uniform(0.02, 0.35) * (slow if key == "llm_inference" else 1), 4)
+
+
+def _breakdown(rng: random.Random, turn: int, offset_ms: int, slow: float) -> dict[str, Any]:
+    parts = [
+        {
+            "key": key,
+            "label": key,
+            "owner": owner,
+            "ownerKind": kind,
+            "durationSecs": _part_secs(rng, key, slow),
+        }
+        for key, owner, kind in PARTS
+    ]
+    return {
+        "kind": "latency_breakdown",
+        "value": round(sum(p["durationSecs"] for p in parts), 4),
+        "turnIndex": turn,
+        "audioOffsetMs": offset_ms,
+        "contributions": parts,
+    }
+
+
+def _conversation(
+    rng: random.Random, started: datetime, seconds: int, with_metrics: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """A call's transcript, tool records and metrics (None when the observer sent none)."""
+    transcript: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
+    metrics: list[dict[str, Any]] = []
+    slow = rng.choice((1.0, 1.0, 1.0, 2.5))
+    for number in range(max(1, seconds * 1000 // _EXCHANGE_MS // 6)):
+        user_at = number * _EXCHANGE_MS
+        latency_ms = int(rng.lognormvariate(6.7, 0.35) * slow)
+        bot_at = user_at + 2400 + latency_ms
+        interrupted = rng.random() < 0.08
+        bot_ms = 1700 if interrupted else 3500
+        order = rng.randrange(1000, 99999)
+        transcript.append(
+            {
+                "role": "user",
+                "content": rng.choice(_QUESTIONS).format(n=order),
+                "timestamp": _at(started, user_at),
+                "endTimestamp": _at(started, user_at + 2400),
+                "audioOffsetMs": user_at,
+                "endAudioOffsetMs": user_at + 2400,
+                "userId": "caller",
+            }
+        )
+        transcript.append(
+            {
+                "role": "assistant",
+                "content": rng.choice(_ANSWERS),
+                "timestamp": _at(started, bot_at),
+                "endTimestamp": _at(started, bot_at + bot_ms),
+                "audioOffsetMs": bot_at,
+                "endAudioOffsetMs": bot_at + bot_ms,
+            }
+        )
+        if rng.random() < 0.25:
+            tool_at = user_at + 2700
+            call_id = f"tool-{number}"
+            tools.append(
+                {
+                    "kind": "tool_call",
+                    "toolCallId": call_id,
+                    "name": "lookup_order",
+                    "arguments": json.dumps({"order": order}),
+                    "timestamp": _at(started, tool_at),
+                    "audioOffsetMs": tool_at,
+                }
+            )
+            failed = rng.random() < 0.1
+            content = {"error": "timeout"} if failed else {"status": "shipped", "order": order}
+            tools.append(
+                {
+                    "kind": "tool_result",
+                    "toolCallId": call_id,
+                    "content": json.dumps(content),
+                    "timestamp": _at(started, tool_at + 40),
+                    "audioOffsetMs": tool_at + 40,
+                }
+            )
+        metrics += [
+            {
+                "kind": "ttfb",
+                "processor": "OpenAILLMService#0",
+                "model": "gpt-4o",
+                "value": round(latency_ms / 2000, 3),
+                "timestamp": _at(started, user_at + 2420),
+                "audioOffsetMs": user_at + 2420,
+            },
+            {
+                "kind": "turn_latency",
+                "value": latency_ms / 1000,
+                "audioOffsetMs": bot_at,
+                "userSpeechEndMs": user_at + 2400,
+                "timestamp": _at(started, bot_at),
+                "turnIndex": len(transcript) - 1,
+            },
+            _breakdown(rng, len(transcript) - 1, bot_at, slow),
+        ]
+        if interrupted:
+            metrics.append(
+                {
+                    "kind": "interruption",
+                    "audioOffsetMs": bot_at + bot_ms,
+                    "timestamp": _at(started, bot_at + bot_ms),
+                    "botTurnOffsetMs": bot_at,
+                    "value": bot_ms / 1000,
+                }
+            )
+    return transcript, tools, metrics if with_metrics else None
+
+
+class _Generator:
+    """Calls in start order, with the rows ingest derives from each."""
+
+    def __init__(self, shape: Shape, project_id: str) -> None:
+        self.shape = shape
+        self.project_id = project_id
+        self.rng = random.Random(shape.seed)
+        self.agents = [
+            _Agent(_uuid(self.rng), (_uuid(self.rng), _uuid(self.rng))) for _ in range(shape.agents)
+        ]
+        # A few busy agents, most quiet (Zipf-like weights).
+        self.weights = [1 / (rank + 1) for rank in range(shape.agents)]
+        self.reasons = [reason for reason, _ in _REASONS]
+        self.reason_weights = [weight for _, weight in _REASONS]
+        self.step = timedelta(days=shape.days) / max(shape.calls, 1)
+
+    def agent_rows(self) -> list[dict[str, Any]]:
+        created = self.shape.first - timedelta(days=1)
+        return [
+            {
+                "id": agent.id,
+                "project_id": self.project_id,
+                "custom_id": f"agent-{number:02d}",
+                "name": f"Agent {number:02d}",
+                "created_at": created,
+                "updated_at": created,
+            }
+            for number, agent in enumerate(self.agents)
+        ]
+
+    def prompt_rows(self) -> list[dict[str, Any]]:
+        created = self.shape.first - timedelta(days=1)
+        rows = []
+        for number, agent in enumerate(self.agents):
+            for revision, prompt_id in enumerate(agent.prompts):
+                prompt = (
+                    f"Agent {number:02d}: you help customers with orders (revision {revision})."
+                )
+                rows.append(
+                    {
+                        "id": prompt_id,
+                        "agent_id": agent.id,
+                        "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(),
+                        "prompt": prompt,
+                        "created_at": created,
+                    }
+                )
+        return rows
+
+    def call(self, index: int) -> dict[str, Any]:
+        from pipecat_roark.server.analytics import call_figures
+
+        rng = self.rng
+        started = self.shape.first + self.step * index
+        agent = rng.choices(self.agents, self.weights)[0]
+        prompt = agent.prompts[0 if index * 2 < self.shape.calls else 1]
+        seconds = int(min(rng.lognormvariate(4.9, 0.7), 3600)) + _CALL_SECONDS[0]
+        ended = started + timedelta(seconds=seconds)
+        row: dict[str, Any] = {
+            "id": _uuid(rng),
+            "project_id": self.project_id,
+            "pipecat_call_id": f"call-{index:08d}-{rng.getrandbits(32):08x}",
+            "agent_id": agent.id,
+            "prompt_id": prompt,
+            "status": "ENDED",
+            "started_received": True,
+            "started_at": started,
+            "ended_at": ended,
+            "stitch_count": 0,
+            "created_at": started,
+            "updated_at": ended,
+            "last_activity_at": ended,
+            "agent_spoke_first": False,
+            "ingest_warnings": None,
+        }
+        if rng.random() < 0.02:  # call-ended never came: the server ended it after silence
+            return row | {
+                "ended_received": False,
+                "finalised_by": "inactivity",
+                "ended_reason": "inactivity-timeout",
+                "transcript": None,
+                "transcript_text": None,
+                "tool_calls": None,
+                "metrics": None,
+                "duration_ms": None,
+                "sample_rate": None,
+                "num_channels": None,
+                "turn_count": None,
+                "assistant_turn_count": None,
+                "tool_call_count": None,
+                "interruption_count": None,
+                "response_latencies": None,
+                "response_latency_p50": None,
+            }
+        transcript, tools, metrics = _conversation(rng, started, seconds, rng.random() >= 0.1)
+        return row | {
+            "ended_received": True,
+            "finalised_by": "call-ended",
+            "ended_reason": rng.choices(self.reasons, self.reason_weights)[0],
+            "transcript": transcript,
+            "transcript_text": "\n".join(turn["content"] for turn in transcript),
+            "tool_calls": tools,
+            "metrics": metrics,
+            "duration_ms": seconds * 1000,
+            "sample_rate": 16000,
+            "num_channels": 2,
+            **call_figures(transcript, tools, metrics),
+        }
+
+
+class _Hours:
+    """Reply rows and hourly rollups of calls given in start order: an hour is written whole."""
+
+    def __init__(self) -> None:
+        self.open: dict[Any, list[str]] = {}
+        self.hour: tuple[date, int] | None = None
+
+    def add(self, call: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The call's ``reply_parts`` rows, and the rollup rows of the hours it closed."""
+        from pipecat_roark.server.reply_index import _grouped, _part_rows
+
+        if not call["ended_received"]:
+            return [], []
+        view = _CallView(call)
+        parts = _part_rows(view)
+        started = call["started_at"]
+        hour = (started.date(), started.hour)
+        closed: list[dict[str, Any]] = []
+        if self.hour is not None and hour != self.hour:
+            closed = self.flush()
+        self.hour = hour
+        for key, values in _grouped(parts).items():
+            self.open.setdefault(key, []).extend(values)
+        return parts, closed
+
+    def flush(self) -> list[dict[str, Any]]:
+        from pipecat_roark.server.reply_index import _rollup_values
+
+        rows = _rollup_values(self.open)
+        self.open = {}
+        return rows
+
+
+class _CallView:
+    """The attributes ``reply_index`` reads of a stored call."""
+
+    def __init__(self, call: dict[str, Any]) -> None:
+        self.id = call["id"]
+        self.project_id = call["project_id"]
+        self.agent_id = call["agent_id"]
+        self.prompt_id = call["prompt_id"]
+        self.started = call["started_at"]
+        self.metrics = call["metrics"]
+
+
+def _batches(generator: _Generator, hours: _Hours, total: int) -> Iterator[tuple[list[Any], ...]]:
+    calls: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    rollups: list[dict[str, Any]] = []
+    for index in range(total):
+        call = generator.call(index)
+        call_parts, closed = hours.add(call)
+        calls.append(call)
+        parts += call_parts
+        rollups += closed
+        if len(calls) == BATCH:
+            yield calls, parts, rollups
+            calls, parts, rollups = [], [], []
+    yield calls, parts, rollups + hours.flush()
+
+
+async def generate(
+    database_url: str, shape: Shape, *, project: str = "bench", progress: Progress | None = None
+) -> None:
+    """Write ``shape.calls`` calls into the project named ``project`` (made if missing)."""
+    from pipecat_roark.server import schema
+    from pipecat_roark.server.auth import ensure_project
+    from pipecat_roark.server.database import open_database
+
+    async with open_database(database_url) as engine, engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # a bulk load: losing it to a crash only means generating it again
+            raw = (await connection.get_raw_connection()).driver_connection
+            for pragma in ("synchronous=OFF", "cache_size=-262144"):  # outside a transaction
+                await raw.execute(f"PRAGMA {pragma}")
+        async with connection.begin():
+            project_id = await ensure_project(connection, project)
+            generator = _Generator(shape, project_id)
+            await connection.execute(insert(schema.agents), generator.agent_rows())
+            await connection.execute(insert(schema.agent_prompts), generator.prompt_rows())
+        done = 0
+        for calls, parts, rollups in _batches(generator, _Hours(), shape.calls):
+            async with connection.begin():
+                for table, rows in (
+                    (schema.calls, calls),
+                    (schema.reply_parts, parts),
+                    (schema.latency_rollups, rollups),
+                ):
+                    if rows:
+                        await connection.execute(insert(table), rows)
+            done += len(calls)
+            if progress is not None:
+                progress(done, shape.calls)
+        async with connection.begin():  # the planner's statistics, as after months of ingest
+            await connection.exec_driver_sql("ANALYZE")
+
+
+def _printer() -> Progress:
+    started = time.monotonic()
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5 or done == total:
+            last[0] = now
+            rate = done / max(now - started, 1e-9)
+            print(
+                f"{done}/{total} calls, {now - started:.0f} s, {rate:.0f} calls/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return show
+
+
+def main(argv: list[str] | None = None) -> None:
+    parsed = argparse.ArgumentParser(description=__doc__)
+    parsed.add_argument("--database-url", required=True, help="sqlite:///… or postgresql://…")
+    parsed.add_argument("--calls", type=int, required=True)
+    parsed.add_argument("--seed", type=int, default=Shape.seed)
+    parsed.add_argument("--agents", type=int, default=Shape.agents)
+    parsed.add_argument("--days", type=int, default=Shape.days)
+    parsed.add_argument("--project", default="bench", help="the project's name (made if missing)")
+    args = parsed.parse_args(argv)
+    shape = Shape(args.calls, agents=args.agents, days=args.days, seed=args.seed)
+    asyncio.run(generate(args.database_url, shape, project=args.project, progress=_printer()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Benchmark 10: the list pages, the agent page and a call page at 10 000 and at 1 000 000 calls.
+
+For each size and database (SQLite, and PostgreSQL when its binaries are installed), a
+project is generated in bulk (``benchmarks.dataset``: ~20 agents over 90 days, calls shaped
+as ingest stores them, their latency index included), then ``pipecat-roark serve`` runs on
+it as a real process on 127.0.0.1 and each page is asked for ``repeats`` times in a row
+over one keep-alive connection, with the project's key: the dashboard's calls list with
+each sort and each filter it offers, a next page (keyset cursor), the agents list and the
+busiest agent's page (daily aggregates and latency attribution over 30 days), a call's page,
+and the REST lists (``GET /v1/call`` with each ``sortBy``, ``GET /v1/agent``). The text
+search is left out. p50 and p95 per page, sizes side by side; the goal is p95 < 200 ms at
+the largest size.
+
+``python -m benchmarks.pages_at_scale [--smoke] [--set large=1000000] [--set postgres=0]``
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks import cli
+from benchmarks.dataset import Shape, generate
+from benchmarks.report import Report, percentile, server_versions, table
+from benchmarks.servers import Setup, services, serving
+
+__all__ = ["main"]
+
+NAME = "pages_at_scale"
+GOAL_MS = 200.0
+SLOW_MS = 2000.0
+
+
+@dataclass(frozen=True)
+class Size:
+    small: int
+    large: int
+    repeats: int
+    postgres: bool
+
+
+FULL = Size(small=10_000, large=100_000, repeats=15, postgres=True)
+SMOKE = Size(small=60, large=120, repeats=2, postgres=True)
+
+
+def _pages(agent: str, call: str, cursor: str, shape: Shape) -> list[tuple[str, str]]:
+    end = shape.end.isoformat()
+    week = (shape.end - timedelta(days=6)).isoformat()
+    calls = [
+        ("calls list, newest", "/calls"),
+        ("calls list, oldest", "/calls?order=asc"),
+        ("calls list, next page", f"/calls?after={cursor}"),
+        ("calls list by duration", "/calls?sort=duration"),
+        ("calls list by latency", "/calls?sort=latency"),
+        ("calls list by interruptions", "/calls?sort=interruptions"),
+        ("calls list, one agent", f"/calls?agent={agent}"),
+        ("calls list, last week", f"/calls?from={week}&to={end}"),
+        ("calls list, ended reason", "/calls?reason=pipeline-error"),
+        ("calls list, 5-15 min", "/calls?min_duration=300&max_duration=900"),
+        ("calls list, interrupted", "/calls?interrupted=1"),
+        ("calls list, tool error", "/calls?tool_error=1"),
+        ("calls list, slowest > 2 s", "/calls?latency_above=2"),
+        ("calls list, agent by latency", f"/calls?agent={agent}&sort=latency"),
+    ]
+    rest = [
+        (f"GET /v1/call sortBy={sort}", f"/v1/call?sortBy={sort}")
+        for sort in ("createdAt", "startedAt", "endedAt", "duration", "status", "title")
+    ]
+    return [
+        *calls,
+        ("agents list", "/agents"),
+        ("agent page (30 days)", f"/agents/{agent}?to={end}&days=30"),
+        ("agent attribution (30 days)", f"/v1/agent/{agent}/latency?from={week}&to={end}"),
+        ("call page", f"/calls/{call}"),
+        *rest,
+        ("GET /v1/agent", "/v1/agent"),
+    ]
+
+
+async def _get(session: aiohttp.ClientSession, url: str) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    async with session.get(url) as answer:
+        body = await answer.read()
+        if answer.status != 200:
+            raise RuntimeError(f"{url}: {answer.status} {body[:300]!r}")
+    return (time.perf_counter() - started) * 1e3, body
+
+
+async def _measure_setup(
+    setup: Setup, calls: int, repeats: int, workdir: Path, held: Any
+) -> dict[str, list[float]]:
+    shape = Shape(calls)
+
+    def progress(done: int, total: int) -> None:
+        if done % 100_000 == 0 or done == total:
+            print(f"  {setup.database}: {done}/{total} calls generated", file=sys.stderr)
+
+    async with serving(setup, workdir, held, extra_env=_no_workers()) as served:
+        url = served.urls[0]
+        started = time.monotonic()
+        await generate(_database_url(served.settings_env), shape, progress=progress)
+        print(
+            f"  {setup.database}: {calls} calls in {time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+        )
+        headers = {"authorization": f"Bearer {served.key}"}
+        async with aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=600)
+        ) as session:
+            _, agents = await _get(session, f"{url}/v1/agent?limit=100")
+            agent = json.loads(agents)["data"][0]["id"]
+            _, listed = await _get(session, f"{url}/calls.json?agent={agent}")
+            first = json.loads(listed)
+            call = first["data"][0]["id"]
+            cursor = first["pagination"]["nextCursor"] or ""
+            times: dict[str, list[float]] = {}
+            for label, path in _pages(agent, call, cursor, shape):
+                warm, _ = await _get(session, url + path)
+                # A page of seconds is measured fewer times: the run stays bounded.
+                count = repeats if warm < SLOW_MS else min(repeats, 3)
+                times[label] = [(await _get(session, url + path))[0] for _ in range(count)]
+    return times
+
+
+def _database_url(env: dict[str, str]) -> str:
+    from pipecat_roark.server.settings import ServerSettings
+
+    return ServerSettings.from_sources(environ=env).resolved_database_url
+
+
+def _no_workers() -> dict[str, str]:
+    # Nothing of the generated project is left to stitch or finalise: the pages alone.
+    return {"ROARK_SERVER_RUN_WORKERS": "false"}
+
+
+async def _measure(options: cli.Options) -> Report:
+    size = options.size(FULL, SMOKE)
+    databases = ["sqlite"] + (["postgresql"] if size.postgres else [])
+    results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    with services() as held, tempfile.TemporaryDirectory(prefix="roark-scale-") as tmp:
+        for database in databases:
+            for calls in (size.small, size.large):
+                workdir = Path(tmp) / f"{database}-{calls}"
+                results[database, calls] = await _measure_setup(
+                    Setup(database), calls, size.repeats, workdir, held
+                )
+    report = Report(
+        NAME,
+        "List, agent and call pages at scale",
+        f"`pipecat-roark serve` as a real process on 127.0.0.1 over a generated project "
+        f"(benchmarks/dataset.py: ~20 agents, 90 days) of {size.small} and of {size.large} "
+        f"calls. Time to the whole answer over a keep-alive connection, {size.repeats} times "
+        "after one warm-up: p50 / p95 in ms.",
+        versions=server_versions(SQLite=sqlite3.sqlite_version),
+    )
+    for database in databases:
+        small, large = results[database, size.small], results[database, size.large]
+        rows = [
+            [
+                label,
+                f"{percentile(small[label], 50):.0f} / {percentile(small[label], 95):.0f}",
+                f"{percentile(times, 50):.0f} / {percentile(times, 95):.0f}",
+                "met" if percentile(times, 95) < GOAL_MS else "**missed**",
+            ]
+            for label, times in large.items()
+        ]
+        missed = [row[0] for row in rows if row[3] != "met"]
+        report.add(
+            f"### {Setup(database).label}",
+            table(["page", f"{size.small} calls", f"{size.large} calls", "p95 < 200 ms"], rows),
+            f"- Goal p95 < {GOAL_MS:.0f} ms at {size.large} calls: "
+            + (f"missed by {len(missed)} page(s): {', '.join(missed)}." if missed else "met."),
+        )
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.run(NAME, __doc__ or NAME, argv, _measure)
+
+
+if __name__ == "__main__":
+    main()

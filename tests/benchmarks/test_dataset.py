@@ -1,0 +1,154 @@
+"""The generated dataset reads back as ingested calls do, on SQLite and on PostgreSQL.
+
+A few hundred generated calls beside one call sent over the protocol, served by the real
+server on 127.0.0.1: the same lists, counts and pages; the latency index the generator wrote
+is the one ``reply_index.rebuild`` makes from the calls; a seed gives the same calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from benchmarks.call_record import call_ended, call_started
+from benchmarks.dataset import Shape, generate
+from sqlalchemy import select
+
+from pipecat_roark.server import schema
+from pipecat_roark.server.database import open_database
+from pipecat_roark.server.embed import ensure_project_key, serve_in_background
+from pipecat_roark.server.reply_index import rebuild
+from pipecat_roark.server.settings import ServerSettings
+from tests.server.services import PostgresCluster, postgres_bin_dir
+
+CALLS = 300
+EVENTS = "/v1/integrations/pipecat"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresCluster]:
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("ROARK_REQUIRE_SERVICES") == "1":
+            pytest.fail("PostgreSQL binaries not found (ROARK_REQUIRE_SERVICES=1)")
+        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+    cluster = PostgresCluster.start(bin_dir)
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> ServerSettings:
+    settings = ServerSettings(data_dir=tmp_path / "data", run_workers=False)
+    if request.param == "postgresql":
+        cluster: PostgresCluster = request.getfixturevalue("postgres")
+        settings = settings.replace(database_url=cluster.create_database())
+    return settings
+
+
+@pytest.fixture
+async def served(settings: ServerSettings) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """The server on 127.0.0.1 over ``CALLS`` generated calls and one sent call."""
+    key = await ensure_project_key(settings, "bench")
+    await generate(settings.resolved_database_url, Shape(CALLS))
+    async with (
+        serve_in_background(settings) as base_url,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"authorization": f"Bearer {key}"}, timeout=30
+        ) as client,
+    ):
+        started = datetime.now(timezone.utc) - timedelta(minutes=5)
+        for body in (call_started("sent-1", started), call_ended("sent-1", started, 2)):
+            answer = await client.post(EVENTS, json=body)
+            assert answer.status_code == 200, answer.text
+        yield client, key
+
+
+async def _rows(settings: ServerSettings) -> tuple[list[Any], list[Any]]:
+    parts_table, rollups_table = schema.reply_parts, schema.latency_rollups
+    columns = [c for c in parts_table.c if c.name != "id"]
+    async with open_database(settings.resolved_database_url) as engine, engine.connect() as db:
+        parts = sorted(tuple(row) for row in await db.execute(select(*columns)))
+        rollups = sorted(
+            (*row[:-1], sorted(row[-1].split(",")))
+            for row in await db.execute(select(rollups_table))
+        )
+    return parts, rollups
+
+
+async def test_the_latency_index_is_the_one_rebuild_makes(settings: ServerSettings) -> None:
+    await ensure_project_key(settings, "bench")
+    await generate(settings.resolved_database_url, Shape(CALLS))
+    written = await _rows(settings)
+    async with open_database(settings.resolved_database_url) as engine, engine.begin() as db:
+        assert await db.run_sync(rebuild) > CALLS * 0.9
+
+    assert written[0]
+    assert written[1]
+    assert written == await _rows(settings)
+
+
+async def _all_calls(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        params = {"limit": "100", **({"after": after} if after else {})}
+        page = (await client.get("/v1/call", params=params)).json()
+        calls += page["data"]
+        after = page["pagination"].get("nextCursor")
+        if not page["pagination"]["hasMore"]:
+            return calls
+
+
+async def test_generated_calls_read_back_as_sent_ones(
+    served: tuple[httpx.AsyncClient, str],
+) -> None:
+    client, _ = served
+
+    calls = await _all_calls(client)
+    assert len(calls) == CALLS + 1
+    sent = next(c for c in calls if c["externalId"] == "sent-1")
+    made = next(c for c in calls if c is not sent and c["endedStatus"] == sent["endedStatus"])
+    assert set(made) == set(sent)
+    assert made["agents"]
+    assert made["durationMs"]
+    listed = (await client.get("/calls.json")).json()
+    assert listed["pagination"]["total"] == CALLS + 1
+    agents = (await client.get("/v1/agent", params={"limit": "100"})).json()["data"]
+    assert len(agents) == Shape.agents + 1
+    for path in (
+        f"/calls/{made['id']}",
+        f"/v1/call/{made['id']}/transcript",
+        f"/agents/{made['agents'][0]['id']}",
+        f"/agents/{agents[0]['id']}?to={Shape.end}&days=90",
+        "/calls?sort=latency",
+        "/calls?tool_error=1",
+        "/calls?interrupted=1",
+        "/agents",
+    ):
+        answer = await client.get(path)
+        assert answer.status_code == 200, (path, answer.text[:300])
+
+
+async def _calls_of(settings: ServerSettings) -> list[Any]:
+    c = schema.calls.c
+    async with open_database(settings.resolved_database_url) as engine, engine.connect() as db:
+        query = select(c.id, c.pipecat_call_id, c.agent_id, c.started_at, c.transcript, c.metrics)
+        return [tuple(row) for row in await db.execute(query.order_by(c.id))]
+
+
+async def test_a_seed_gives_the_same_calls(tmp_path: Path) -> None:
+    made = []
+    for name in ("one", "two"):
+        settings = ServerSettings(data_dir=tmp_path / name, run_workers=False)
+        await ensure_project_key(settings, "bench")
+        await generate(settings.resolved_database_url, Shape(50, seed=3))
+        made.append(await _calls_of(settings))
+
+    assert len(made[0]) == 50
+    assert made[0] == made[1]
