@@ -1,7 +1,9 @@
 """A generated project of N ended calls, as ingest would have stored them, for timings at scale.
 
 Sending a million calls over the protocol would take days; writing them straight into the
-tables in bulk takes minutes. Each call is shaped as the observer sends it
+tables in bulk takes minutes: a transaction per batch of calls, INSERTs of many rows on
+SQLite (with ``synchronous=OFF``: a crash only means generating again), COPY on PostgreSQL,
+then ANALYZE. Each call is shaped as the observer sends it
 (``benchmarks.call_record``): turns with transcript text, tool calls and their results (some
 failing), interruptions, per-turn metrics and each reply's latency breakdown. Calls are spread
 over ``agents`` agents (a few busy, most quiet; two prompt revisions each) and ``days`` days,
@@ -32,7 +34,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import JSON, Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from benchmarks.latency_attribution import PARTS
 
@@ -386,6 +389,34 @@ def _batches(generator: _Generator, hours: _Hours, total: int) -> Iterator[tuple
     yield calls, parts, rollups + hours.flush()
 
 
+Batch = list[tuple[Table, list[dict[str, Any]]]]
+
+
+async def _executemany(connection: AsyncConnection, batch: Batch) -> None:
+    """One transaction of INSERTs, each with every row of a table (SQLite)."""
+    async with connection.begin():
+        for table, rows in batch:
+            if rows:
+                await connection.execute(insert(table), rows)
+
+
+async def _copy(connection: AsyncConnection, batch: Batch) -> None:
+    """One transaction of COPYs (PostgreSQL): rows as the INSERTs would store them, a JSON
+    column's None as JSON null, a column a row leaves out as NULL."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    async with driver.transaction():
+        for table, rows in batch:
+            if not rows:
+                continue
+            names = [c.name for c in table.c if c.name in rows[0]]
+            json_names = {c.name for c in table.c if isinstance(c.type, JSON)}
+            records = [
+                tuple(json.dumps(row[name]) if name in json_names else row[name] for name in names)
+                for row in rows
+            ]
+            await driver.copy_records_to_table(table.name, records=records, columns=names)
+
+
 async def generate(
     database_url: str, shape: Shape, *, project: str = "bench", progress: Progress | None = None
 ) -> None:
@@ -405,17 +436,12 @@ async def generate(
             generator = _Generator(shape, project_id)
             await connection.execute(insert(schema.agents), generator.agent_rows())
             await connection.execute(insert(schema.agent_prompts), generator.prompt_rows())
+        write = _copy if not sqlite else _executemany
+        tables = (schema.calls, schema.reply_parts, schema.latency_rollups)
         done = 0
-        for calls, parts, rollups in _batches(generator, _Hours(), shape.calls):
-            async with connection.begin():
-                for table, rows in (
-                    (schema.calls, calls),
-                    (schema.reply_parts, parts),
-                    (schema.latency_rollups, rollups),
-                ):
-                    if rows:
-                        await connection.execute(insert(table), rows)
-            done += len(calls)
+        for batch in _batches(generator, _Hours(), shape.calls):
+            await write(connection, list(zip(tables, batch, strict=True)))
+            done += len(batch[0])
             if progress is not None:
                 progress(done, shape.calls)
         async with connection.begin():  # the planner's statistics, as after months of ingest
