@@ -42,7 +42,7 @@ from benchmarks.latency_attribution import PARTS
 __all__ = ["Shape", "generate", "main"]
 
 BATCH = 2000
-_CALL_SECONDS = (20, 900)
+_SHORTEST_CALL_SECS = 20
 _EXCHANGE_MS = 10_000
 _REASONS = (
     ("customer-ended-call", 55),
@@ -274,7 +274,7 @@ class _Generator:
         started = self.shape.first + self.step * index
         agent = rng.choices(self.agents, self.weights)[0]
         prompt = agent.prompts[0 if index * 2 < self.shape.calls else 1]
-        seconds = int(min(rng.lognormvariate(4.9, 0.7), 3600)) + _CALL_SECONDS[0]
+        seconds = int(min(rng.lognormvariate(4.9, 0.7), 3600)) + _SHORTEST_CALL_SECS
         ended = started + timedelta(seconds=seconds)
         row: dict[str, Any] = {
             "id": _uuid(rng),

@@ -1,4 +1,4 @@
-"""Benchmark 10: the list pages, the agent page and a call page at 10 000 and at 1 000 000 calls.
+"""Benchmark 8: the list pages, the agent page and a call page at 10 000 and at 1 000 000 calls.
 
 For each size and database (SQLite, and PostgreSQL when its binaries are installed), a
 project is generated in bulk (``benchmarks.dataset``: ~20 agents over 90 days, calls shaped
