@@ -13,8 +13,9 @@ observer with metrics off). No recordings.
 The derived rows are those ingest writes: the call's figure columns (``analytics.
 call_figures``), its transcript text, and its replies in ``reply_parts`` and
 ``latency_rollups`` (the server's own ``reply_index`` row builders; calls are made in start
-order, so each hour's rollups are written once, whole). ``tests/benchmarks/test_dataset.py``
-checks them against ``reply_index.rebuild``. Deterministic for a seed.
+order, so each hour's rollups are written once, whole), and its searched text in
+``call_search`` (``search_index.row_of``). ``tests/benchmarks/test_dataset.py`` checks them
+against ``reply_index.rebuild`` and ``search_index.rebuild``. Deterministic for a seed.
 
 ``python -m benchmarks.dataset --database-url URL --calls N [--seed S]``
 """
@@ -373,20 +374,31 @@ class _CallView:
         self.metrics = call["metrics"]
 
 
+def _search_row(call: dict[str, Any]) -> list[dict[str, Any]]:
+    """The call's ``call_search`` row, as ingest indexes an ended call's text."""
+    from pipecat_roark.server.search_index import row_of
+
+    if not call["ended_received"]:
+        return []
+    return [row_of(call["id"], call["transcript_text"], call["tool_calls"])]
+
+
 def _batches(generator: _Generator, hours: _Hours, total: int) -> Iterator[tuple[list[Any], ...]]:
     calls: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     rollups: list[dict[str, Any]] = []
+    searched: list[dict[str, Any]] = []
     for index in range(total):
         call = generator.call(index)
         call_parts, closed = hours.add(call)
         calls.append(call)
         parts += call_parts
         rollups += closed
+        searched += _search_row(call)
         if len(calls) == BATCH:
-            yield calls, parts, rollups
-            calls, parts, rollups = [], [], []
-    yield calls, parts, rollups + hours.flush()
+            yield calls, parts, rollups, searched
+            calls, parts, rollups, searched = [], [], [], []
+    yield calls, parts, rollups + hours.flush(), searched
 
 
 Batch = list[tuple[Table, list[dict[str, Any]]]]
@@ -437,7 +449,7 @@ async def generate(
             await connection.execute(insert(schema.agents), generator.agent_rows())
             await connection.execute(insert(schema.agent_prompts), generator.prompt_rows())
         write = _copy if not sqlite else _executemany
-        tables = (schema.calls, schema.reply_parts, schema.latency_rollups)
+        tables = (schema.calls, schema.reply_parts, schema.latency_rollups, schema.call_search)
         done = 0
         for batch in _batches(generator, _Hours(), shape.calls):
             await write(connection, list(zip(tables, batch, strict=True)))

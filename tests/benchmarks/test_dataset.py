@@ -2,7 +2,8 @@
 
 A few hundred generated calls beside one call sent over the protocol, served by the real
 server on 127.0.0.1: the same lists, counts and pages; the latency index the generator wrote
-is the one ``reply_index.rebuild`` makes from the calls; a seed gives the same calls.
+is the one ``reply_index.rebuild`` makes from the calls (and the search index the one
+``search_index.rebuild`` makes); a seed gives the same calls.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from benchmarks.call_record import call_ended, call_started
 from benchmarks.dataset import Shape, generate
 from sqlalchemy import select
 
-from pipecat_roark.server import schema
+from pipecat_roark.server import schema, search_index
 from pipecat_roark.server.database import open_database
 from pipecat_roark.server.embed import ensure_project_key, serve_in_background
 from pipecat_roark.server.reply_index import rebuild
@@ -69,27 +70,31 @@ async def served(settings: ServerSettings) -> AsyncIterator[tuple[httpx.AsyncCli
         yield client, key
 
 
-async def _rows(settings: ServerSettings) -> tuple[list[Any], list[Any]]:
+async def _rows(settings: ServerSettings) -> tuple[list[Any], list[Any], list[Any]]:
     parts_table, rollups_table = schema.reply_parts, schema.latency_rollups
     columns = [c for c in parts_table.c if c.name != "id"]
+    searched = [c for c in schema.call_search.c if c.name != "id"]
     async with open_database(settings.resolved_database_url) as engine, engine.connect() as db:
         parts = sorted(tuple(row) for row in await db.execute(select(*columns)))
         rollups = sorted(
             (*row[:-1], sorted(row[-1].split(",")))
             for row in await db.execute(select(rollups_table))
         )
-    return parts, rollups
+        search = sorted(tuple(row) for row in await db.execute(select(*searched)))
+    return parts, rollups, search
 
 
-async def test_the_latency_index_is_the_one_rebuild_makes(settings: ServerSettings) -> None:
+async def test_the_latency_and_search_indexes_are_the_ones_rebuild_makes(
+    settings: ServerSettings,
+) -> None:
     await ensure_project_key(settings, "bench")
     await generate(settings.resolved_database_url, Shape(CALLS))
     written = await _rows(settings)
     async with open_database(settings.resolved_database_url) as engine, engine.begin() as db:
         assert await db.run_sync(rebuild) > CALLS * 0.9
+        assert await db.run_sync(search_index.rebuild) > CALLS * 0.9
 
-    assert written[0]
-    assert written[1]
+    assert all(written)
     assert written == await _rows(settings)
 
 
