@@ -42,7 +42,7 @@ EXPECTED = {
         "| calls list, newest |",
         "| agent page (30 days) |",
         "| GET /v1/call sortBy=endedAt |",
-        "### PostgreSQL + S3 (moto), 1 replica",
+        "### PostgreSQL + S3 (SeaweedFS), 1 replica",
         "Goal p95",
     ],
     "dashboard_pages": [
