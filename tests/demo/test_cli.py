@@ -84,3 +84,23 @@ def test_pipecat_0x_is_refused_with_the_fix(
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.108")
     assert demo_cli._run(_parse("--no-serve")) == 2
     assert "needs Pipecat 1.x (found 0.0.108)" in capsys.readouterr().err
+
+
+def test_serving_says_how_to_stop_it_when_ctrl_c_is_ignored() -> None:
+    # A script's `pipecat-roark demo &` (or nohup) starts it with SIGINT ignored, and a demo
+    # that still said "press Ctrl-C" would never stop for it.
+    pytest.importorskip("rich", reason="needs the [demo] extra")
+    code = (
+        "import os, signal\n"
+        "from pipecat_roark.demo.runner import how_to_stop\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "print(how_to_stop())\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "print(how_to_stop())\n"
+        "print(os.getpid())\n"
+    )
+    attended, ignored, pid = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert attended == "press Ctrl-C to stop"
+    assert ignored == f"Ctrl-C is ignored in this process (started in the background): kill {pid}"

@@ -250,11 +250,19 @@ def test_the_demo_at_full_speed_without_serving(shell: Shell) -> None:
     assert call_path == f"/calls/{call['id']}"
 
 
+_WITH_CTRL_C = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
 def test_the_demo_in_real_time_serves_until_ctrl_c(shell: Shell) -> None:
     (line,) = [c for c in named("demo")[0].commands() if c == "scripts/demo"]
     command = "pipecat-roark demo" + line.removeprefix("scripts/demo")
     demo = subprocess.Popen(
-        shlex.split(command),
+        # As from a terminal, where Ctrl-C reaches the demo: a run of this suite started in the
+        # background (`scripts/test &`, nohup) would hand on SIGINT ignored.
+        [sys.executable, "-c", _WITH_CTRL_C, *shlex.split(command)],
         # If it does not exit, SIGABRT makes it print every thread's stack (below).
         env={**shell.env, "PYTHONFAULTHANDLER": "1"},
         cwd=shell.home,

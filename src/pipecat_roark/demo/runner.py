@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from .scenarios import Scenario, get_scenario
 from .tracing import SpanShipper
 from .transports import LineRecording
 
-__all__ = ["DemoOptions", "DemoOutcome", "run_demo"]
+__all__ = ["DemoOptions", "DemoOutcome", "how_to_stop", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,19 @@ async def run_demo(options: DemoOptions, console: Console | None = None) -> Demo
             result, observer.pipecat_call_id, backend, call_link, delivered, traced
         )
         if backend.embedded and options.serve:
-            console.print(f"\nServing on {backend.base_url}: press Ctrl-C to stop.")
+            console.print(f"\nServing on {backend.base_url}: {how_to_stop()}.")
             # Ctrl-C cancels this wait; the call itself has already succeeded or not.
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.Event().wait()
     return outcome
+
+
+def how_to_stop() -> str:
+    """Ctrl-C, unless this process was started with it ignored: a shell script's ``demo &``
+    or ``nohup`` hands that on, and then only a signal that is not ignored ends the demo."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return f"Ctrl-C is ignored in this process (started in the background): kill {os.getpid()}"
+    return "press Ctrl-C to stop"
 
 
 @contextlib.asynccontextmanager
