@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy import ColumnElement, Row, func, literal, select
+from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
@@ -41,7 +41,6 @@ __all__ = ["router"]
 router = APIRouter(responses=ERROR_RESPONSES, dependencies=[Depends(refuse_unknown_query)])
 
 State = Annotated[ServerState, Depends(get_state)]
-_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 _calls = schema.calls
 
 
@@ -74,14 +73,12 @@ def _sort_key(sort: CallSort) -> tuple[ColumnElement[Any], type]:
             _calls.c.started_at, _calls.c.created_at, type_=UTCDateTime()
         ), datetime
     if sort is CallSort.endedAt:
-        return func.coalesce(
-            _calls.c.ended_at, literal(_EPOCH, UTCDateTime()), type_=UTCDateTime()
-        ), datetime
+        return schema.ended_or_epoch(), datetime
     if sort is CallSort.duration:
         return schema.or_minus_one(_calls.c.duration_ms, _calls.c.recording_duration_ms), int
     if sort is CallSort.status:
         return _calls.c.status, str
-    return literal(""), str  # no titles are generated; order by id alone
+    return _calls.c.id, str  # no titles are generated: by id alone, off (project, id)
 
 
 async def _call_row(connection: AsyncConnection, project_id: str, call_id: str) -> Row[Any]:

@@ -80,6 +80,8 @@ def keyset_after(
     sort_key: ColumnElement[Any], row_id: ColumnElement[Any], direction: str, key: Any, last_id: str
 ) -> ColumnElement[bool]:
     """Rows after (key, id) in the list's order."""
+    if sort_key.compare(row_id):  # ordered by id alone: one range on its index
+        return row_id > last_id if direction == "asc" else row_id < last_id
     if direction == "asc":
         return or_(sort_key > key, and_(sort_key == key, row_id > last_id))
     return or_(sort_key < key, and_(sort_key == key, row_id < last_id))

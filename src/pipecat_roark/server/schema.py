@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "call_search",
     "calls",
     "chunks",
+    "ended_or_epoch",
+    "epoch",
     "latency_rollups",
     "metadata",
     "or_minus_one",
@@ -195,7 +199,36 @@ def or_minus_one(*columns: Any) -> Any:
     return func.coalesce(*columns, literal_column("-1"))
 
 
-# The lists' other orders (migrations/versions/v0008_list_indexes.py).
+class _Epoch(ColumnElement[datetime]):
+    """1970-01-01 UTC written into the SQL as each database stores a time, not bound as a
+    parameter: an index on an expression with it then matches the query's."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(_Epoch)
+def _epoch(_element: _Epoch, _compiler: Any, **_kw: Any) -> str:
+    return "CAST('1970-01-01 00:00:00+00' AS TIMESTAMP WITH TIME ZONE)"  # as PostgreSQL prints it
+
+
+@compiles(_Epoch, "sqlite")
+def _epoch_sqlite(_element: _Epoch, _compiler: Any, **_kw: Any) -> str:
+    return "'1970-01-01 00:00:00.000000'"  # how SQLite's DateTime keeps a naive UTC time
+
+
+def epoch() -> Any:
+    """1970-01-01 UTC as a literal (the migrations build the ``endedAt`` index with it)."""
+    return _Epoch()
+
+
+def ended_or_epoch() -> Any:
+    """When the call ended, 1970 for one that has not: the REST list's ``endedAt`` order,
+    calls still going first when oldest first."""
+    return func.coalesce(calls.c.ended_at, epoch(), type_=UTCDateTime())
+
+
+# The lists' other orders (migrations/versions/v0008_list_indexes.py, v0009_...).
 
 Index(
     "ix_calls_project_duration",
@@ -224,6 +257,8 @@ Index(
     calls.c.id,
 )
 Index("ix_calls_agent_prompt", calls.c.agent_id, calls.c.prompt_id)
+Index("ix_calls_project_ended", calls.c.project_id, ended_or_epoch(), calls.c.id)
+Index("ix_calls_project_id", calls.c.project_id, calls.c.id)
 
 chunks = Table(
     "chunks",

@@ -6,7 +6,7 @@ reasons a project has (one index seek per reason) and an agent's prompt revision
 an index instead of sorting or scanning every call.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from pipecat_roark.server.migration_indexes import create_indexes, drop_indexes
 
 revision = "0008"
 down_revision = "0007"
@@ -42,26 +44,8 @@ _INDEXES: dict[str, list[Any]] = {
 
 
 def upgrade() -> None:
-    for name, columns in _INDEXES.items():
-        op.create_index(name, "calls", columns)
-    _analyze()
-
-
-def _analyze() -> None:
-    """Statistics for the new indexes where the database keeps some: SQLite takes an index
-    without statistics beside analysed ones for a narrow one, and sorts a million calls."""
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.execute("ANALYZE calls")
-        return
-    analysed = bind.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
-    ).first()
-    if analysed:
-        for name in _INDEXES:
-            op.execute(f"ANALYZE {name}")
+    create_indexes(op, "calls", _INDEXES)
 
 
 def downgrade() -> None:
-    for name in _INDEXES:
-        op.drop_index(name, "calls")
+    drop_indexes(op, "calls", _INDEXES)
