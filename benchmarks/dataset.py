@@ -15,7 +15,8 @@ call_figures``), its transcript text, and its replies in ``reply_parts`` and
 ``latency_rollups`` (the server's own ``reply_index`` row builders; calls are made in start
 order, so each hour's rollups are written once, whole), and its searched text in
 ``call_search`` (``search_index.row_of``). ``tests/benchmarks/test_dataset.py`` checks them
-against ``reply_index.rebuild`` and ``search_index.rebuild``. Deterministic for a seed.
+against ``reply_index.rebuild`` and ``search_index.rebuild``. Each agent's call count is
+counted at the end (``agent_counts.rebuild``). Deterministic for a seed.
 
 ``python -m benchmarks.dataset --database-url URL --calls N [--seed S]``
 """
@@ -433,7 +434,7 @@ async def generate(
     database_url: str, shape: Shape, *, project: str = "bench", progress: Progress | None = None
 ) -> None:
     """Write ``shape.calls`` calls into the project named ``project`` (made if missing)."""
-    from pipecat_roark.server import schema
+    from pipecat_roark.server import agent_counts, schema
     from pipecat_roark.server.auth import ensure_project
     from pipecat_roark.server.database import open_database
 
@@ -456,7 +457,10 @@ async def generate(
             done += len(batch[0])
             if progress is not None:
                 progress(done, shape.calls)
-        async with connection.begin():  # the planner's statistics, as after months of ingest
+        async with connection.begin():
+            # Each agent's call count, as `pipecat-roark rebuild-counts` makes it.
+            await connection.run_sync(agent_counts.rebuild)
+            # The planner's statistics, as after months of ingest.
             await connection.exec_driver_sql("ANALYZE")
 
 

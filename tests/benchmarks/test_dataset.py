@@ -126,6 +126,8 @@ async def test_generated_calls_read_back_as_sent_ones(
     assert listed["pagination"]["total"] == CALLS + 1
     agents = (await client.get("/v1/agent", params={"limit": "100"})).json()["data"]
     assert len(agents) == Shape.agents + 1
+    counted = (await client.get("/agents.json")).json()["data"]
+    assert sum(agent["calls"] for agent in counted) == CALLS + 1  # generated, and sent
     for path in (
         f"/calls/{made['id']}",
         f"/v1/call/{made['id']}/transcript",

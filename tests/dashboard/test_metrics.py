@@ -15,11 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
-from pipecat_roark.server.database import MIGRATIONS_DIR
 from tests.server.harness import Harness
+from tests.support.migrations import NOW, old_database
 
 DAYS = ("2026-02-10", "2026-02-11", "2026-02-12")
 
@@ -160,15 +158,8 @@ async def test_analytics_are_scoped_and_checked(sqlite_server: Harness) -> None:
 
 
 def test_calls_stored_before_the_figures_existed_get_them_on_upgrade(tmp_path: Path) -> None:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    now = "2026-01-01 12:00:00.000000"
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-        connection.execute(sa.text("INSERT INTO projects VALUES ('p', 'old', :now)"), {"now": now})
-        connection.execute(
+    with old_database(tmp_path / "old.sqlite3", "0001") as old:
+        old.connection.execute(
             sa.text(
                 "INSERT INTO calls (id, project_id, pipecat_call_id, status, started_received, "
                 "ended_received, stitch_count, created_at, updated_at, last_activity_at, "
@@ -176,7 +167,7 @@ def test_calls_stored_before_the_figures_existed_get_them_on_upgrade(tmp_path: P
                 ":now, :now, :now, :transcript, :tools, :metrics)"
             ),
             {
-                "now": now,
+                "now": NOW,
                 "transcript": '[{"role": "assistant", "content": "hi"}, {"role": "user", '
                 '"content": "yo"}, {"role": "assistant", "content": "ok"}]',
                 "tools": '[{"kind": "tool_call", "toolCallId": "1"}, {"kind": "tool_result"}]',
@@ -184,12 +175,11 @@ def test_calls_stored_before_the_figures_existed_get_them_on_upgrade(tmp_path: P
                 '{"kind": "turn_latency", "value": 1.5}, {"kind": "interruption"}]',
             },
         )
-        command.upgrade(config, "head")
-        row = connection.execute(
+        old.upgrade()
+        row = old.connection.execute(
             sa.text(
                 "SELECT turn_count, assistant_turn_count, tool_call_count, interruption_count, "
                 "response_latencies, response_latency_p50 FROM calls WHERE id = 'c'"
             )
         ).one()
-    engine.dispose()
     assert tuple(row) == (3, 2, 1, 1, "[0.5, 1.5]", 1.0)

@@ -49,6 +49,7 @@ RUN_HERE = {
     "server-start",
     "backup",
     "rebuild-latency",
+    "rebuild-counts",
     "scale",
     "embed",
     "delivery-object",
@@ -399,6 +400,14 @@ def test_rebuild_the_latency_index(shell: Shell) -> None:
     (snippet,) = named("rebuild-latency")
     printed = shell.run(snippet, **{'"$DATA"': str(shell.data_dir)})
     assert printed == "the latency index was rebuilt from 1 ended calls\n"
+
+
+def test_count_the_calls_of_each_agent_again(shell: Shell) -> None:
+    _serve_a_sent_call(shell, "counted")
+    shell.stop_servers()
+    (snippet,) = named("rebuild-counts")
+    printed = shell.run(snippet, **{'"$DATA"': str(shell.data_dir)})
+    assert printed == "the call counts of 1 agents were counted again\n"
 
 
 def test_the_scale_setup_on_postgresql_and_s3(shell: Shell, postgres: Any, sigv4_s3: Any) -> None:

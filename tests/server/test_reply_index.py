@@ -14,16 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from benchmarks.latency_attribution import PARTS, breakdowns
 from sqlalchemy import select
 
 from pipecat_roark.server import schema
-from pipecat_roark.server.database import MIGRATIONS_DIR
 from pipecat_roark.server.reply_index import rebuild
 from pipecat_roark.server.settings import ServerSettings
 from tests.server.harness import Harness
+from tests.support.migrations import NOW, old_database
 
 DAY = "2026-01-01"
 
@@ -151,36 +149,28 @@ async def test_rebuild_latency_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_calls_stored_before_the_index_existed_are_indexed_on_upgrade(tmp_path: Path) -> None:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    now = "2026-01-01 12:00:00.000000"
     metrics = breakdowns(random.Random(3))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
-        connection.execute(sa.text("INSERT INTO projects VALUES ('p', 'old', :now)"), {"now": now})
-        connection.execute(
+    with old_database(tmp_path / "old.sqlite3", "0004") as old:
+        old.connection.execute(
             sa.text("INSERT INTO agents VALUES ('a', 'p', 'agent-1', NULL, :now, :now)"),
-            {"now": now},
+            {"now": NOW},
         )
-        connection.execute(
+        old.connection.execute(
             sa.text(
                 "INSERT INTO calls (id, project_id, pipecat_call_id, agent_id, status, "
                 "started_received, ended_received, stitch_count, started_at, created_at, "
                 "updated_at, last_activity_at, metrics) VALUES ('c', 'p', 'old-call', 'a', "
                 "'ENDED', 1, 1, 0, :now, :now, :now, :now, :metrics)"
             ),
-            {"now": now, "metrics": json.dumps(metrics)},
+            {"now": NOW, "metrics": json.dumps(metrics)},
         )
-        command.upgrade(config, "head")
-        parts = connection.execute(
+        old.upgrade()
+        parts = old.connection.execute(
             sa.text("SELECT key, secs FROM reply_parts WHERE call_id = 'c' AND reply_index = 1")
         ).all()
-        rollups = connection.execute(
+        rollups = old.connection.execute(
             sa.text("SELECT day, count FROM latency_rollups WHERE key = 'llm_inference'")
         ).all()
-    engine.dispose()
     second = metrics[1]["contributions"]
     assert dict(parts) == {"": sum(p["durationSecs"] for p in second)} | {
         p["key"]: p["durationSecs"] for p in second

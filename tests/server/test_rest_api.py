@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from .harness import Harness, pcm
+from .plans import query_plan
 
 
 async def make_calls(server: Harness, count: int) -> list[str]:
@@ -265,7 +266,6 @@ async def test_every_sort_of_the_list_reads_an_index_never_sorts_every_call(
 
     await make_calls(server, 3)
     await server.start("still-running")
-    dialect = server.state.engine.dialect.name
     engine = server.state.engine.sync_engine
     statements: list[tuple[str, Any]] = []
 
@@ -289,7 +289,7 @@ async def test_every_sort_of_the_list_reads_an_index_never_sorts_every_call(
                 assert answer.status_code == 200
                 assert len(statements) == 1, statements
                 ((statement, parameters),) = statements
-                plan = await _plan(server, dialect, statement, parameters)
+                plan = await query_plan(server, statement, parameters)
                 assert not _sorts_every_row(plan), (sort, direction, " | ".join(plan))
 
 
@@ -301,15 +301,3 @@ def _sorts_every_row(plan: list[str]) -> bool:
         if step == "USE TEMP B-TREE FOR ORDER BY" or step.startswith("Sort  ("):
             return True
     return False
-
-
-async def _plan(server: Harness, dialect: str, statement: str, parameters: Any) -> list[str]:
-    """The query's plan; on PostgreSQL with sorting priced out, so a Sort node left in it is
-    one no index can replace (a handful of rows would otherwise be sorted by choice)."""
-    async with server.state.engine.connect() as connection:
-        if dialect == "postgresql":
-            await connection.exec_driver_sql("SET enable_sort = off")
-            await connection.exec_driver_sql("SET enable_seqscan = off")
-        explain = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
-        rows = await connection.exec_driver_sql(explain + statement, parameters)
-        return [str(row[-1]) for row in rows]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..wire import CallEnded, CallStarted, ToolCall
 from . import schema
+from .agent_counts import count_call
 from .analytics import call_figures
 from .database import dialect_insert, insert_or_select, utcnow
 from .errors import ApiError
@@ -298,6 +299,7 @@ async def record_call_started(
         .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
         .values(started_at=started_at)
     )
+    await count_call(connection, agent_id)
     await connection.run_sync(index_call, call.id)
     return call, True
 

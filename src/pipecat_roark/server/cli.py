@@ -1,5 +1,5 @@
-"""``pipecat-roark serve``, ``keys`` and ``rebuild-latency``: standard library only at import
-time."""
+"""``pipecat-roark serve``, ``keys``, ``rebuild-latency`` and ``rebuild-counts``: standard
+library only at import time."""
 
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ def add_parsers(subparsers: Any) -> None:
     )
     _add_storage_options(rebuild, all_options=False)
     rebuild.set_defaults(handler=_rebuild_latency)
+
+    counts = subparsers.add_parser(
+        "rebuild-counts",
+        help="count each agent's calls again (the agents list reads the counts)",
+        description="Count each agent's calls again from the calls: after writing calls "
+        "straight into the database, or if a count is in doubt. One statement, an index count "
+        "per agent: run it with the server stopped (a call started meanwhile may be missed; "
+        "run it again).",
+    )
+    _add_storage_options(counts, all_options=False)
+    counts.set_defaults(handler=_rebuild_counts)
 
 
 def _add_storage_options(parser: argparse.ArgumentParser, *, all_options: bool) -> None:
@@ -176,6 +187,20 @@ def _rebuild_latency(args: argparse.Namespace) -> int:
     calls = _in_transaction(args, _rebuild)
     print(file=sys.stderr)
     print(f"the latency index was rebuilt from {calls} ended calls")
+    return 0
+
+
+def _rebuild_counts(args: argparse.Namespace) -> int:
+    try:
+        from .agent_counts import rebuild
+    except ImportError as exc:
+        raise _missing(exc) from exc
+
+    async def _rebuild(connection: Any) -> int:
+        return int(await connection.run_sync(rebuild))
+
+    agents = _in_transaction(args, _rebuild)
+    print(f"the call counts of {agents} agents were counted again")
     return 0
 
 

@@ -12,6 +12,7 @@ from loguru import logger
 from sqlalchemy import delete, select
 
 from . import schema
+from .agent_counts import uncount_call
 from .blobs import call_prefix
 from .database import utcnow
 from .reply_index import forget_call
@@ -30,7 +31,14 @@ async def delete_call(state: ServerState, call_id: str) -> None:
         )
         await connection.run_sync(forget_call, call_id)
         await connection.run_sync(forget_search, call_id)
-        await connection.execute(delete(schema.calls).where(schema.calls.c.id == call_id))
+        # RETURNING: the agent the call has once its row is locked, not before.
+        agent_id = await connection.scalar(
+            delete(schema.calls)
+            .where(schema.calls.c.id == call_id)
+            .returning(schema.calls.c.agent_id)
+        )
+        if agent_id is not None:
+            await uncount_call(connection, agent_id)
 
 
 async def sweep_retention(state: ServerState, batch: int = 100) -> int:

@@ -117,6 +117,8 @@ agents = Table(
     Column("name", String(512), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Its calls, counted at call-started and uncounted at deletion (server/agent_counts.py).
+    Column("call_count", Integer(), nullable=False, default=0, server_default="0"),
     UniqueConstraint("project_id", "custom_id", name="uq_agents_project_custom_id"),
 )
 

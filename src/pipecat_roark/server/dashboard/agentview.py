@@ -93,39 +93,37 @@ def prompt_diff(old: Revision, new: Revision) -> Diff:
 async def _summaries(
     connection: AsyncConnection, project_id: str, agent_id: str | None = None
 ) -> list[AgentSummary]:
+    # The count is kept in the agent's row (server/agent_counts.py); the last call is one
+    # seek per agent on its (agent, started) index.
     started = call_started()
-    calls = (
-        select(
-            _calls.c.agent_id,
-            func.count().label("calls"),
-            func.max(started).label("last_call"),
-        )
-        .where(_calls.c.project_id == project_id, _calls.c.agent_id.is_not(None))
-        .group_by(_calls.c.agent_id)
+    last_call = (
+        select(started)
+        .where(_calls.c.agent_id == _agents.c.id)
+        .order_by(started.desc())
+        .limit(1)
+        .correlate(_agents)
+        .scalar_subquery()
     )
     revisions = select(_prompts.c.agent_id, func.count().label("revisions")).group_by(
         _prompts.c.agent_id
     )
     if agent_id is not None:
-        calls = calls.where(_calls.c.agent_id == agent_id)
         revisions = revisions.where(_prompts.c.agent_id == agent_id)
-    call_counts = {row.agent_id: row for row in await connection.execute(calls)}
     revision_counts = {row.agent_id: row.revisions for row in await connection.execute(revisions)}
-    query = select(_agents).where(_agents.c.project_id == project_id)
+    query = select(_agents, last_call.label("last_call")).where(_agents.c.project_id == project_id)
     if agent_id is not None:
         query = query.where(_agents.c.id == agent_id)
     rows = await connection.execute(query.order_by(_agents.c.name, _agents.c.custom_id).limit(500))
     summaries: list[AgentSummary] = []
     for row in rows:
-        counted = call_counts.get(row.id)
-        last = counted.last_call if counted is not None else None
+        last = row.last_call
         summaries.append(
             AgentSummary(
                 id=row.id,
                 name=row.name or row.custom_id,
                 customId=row.custom_id,
                 createdAt=iso(row.created_at),
-                calls=int(counted.calls) if counted is not None else 0,
+                calls=row.call_count,
                 lastCallAt=None if last is None else iso(_aware(last)),
                 revisions=int(revision_counts.get(row.id, 0)),
             )
@@ -134,7 +132,7 @@ async def _summaries(
 
 
 def _aware(value: Any) -> Any:
-    """``max()`` over the started expression comes back untyped on SQLite: make it UTC."""
+    """The started expression in a subquery comes back untyped on SQLite: make it UTC."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime) and value.tzinfo is None:

@@ -1,0 +1,167 @@
+"""Each agent's number of calls, kept at ingest so that the agents list never counts a
+million calls: it equals a count of the stored calls through retries, call-ended before
+call-started and deletion, on SQLite and on PostgreSQL; the list reads one index seek per
+agent for the last call; the migration counts calls stored before it; and
+``pipecat-roark rebuild-counts`` counts calls written straight into the database."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, func, select, update
+
+from pipecat_roark.server import schema
+from pipecat_roark.server.settings import ServerSettings
+from tests.support.migrations import NOW, old_database
+
+from .conftest import open_harness
+from .harness import Harness
+from .plans import query_plan
+
+
+async def _listed(server: Harness) -> dict[str, tuple[int, str | None]]:
+    """The agents list's calls and last call, by the agent's custom id."""
+    answer = await server.get("/agents.json")
+    assert answer.status_code == 200, answer.text
+    return {a["customId"]: (a["calls"], a["lastCallAt"]) for a in answer.json()["data"]}
+
+
+async def _counted(server: Harness) -> dict[str, int]:
+    """Each agent's calls, counted from the calls themselves."""
+    agents, calls = schema.agents, schema.calls
+    query = (
+        select(agents.c.custom_id, func.count(calls.c.id))
+        .select_from(agents.outerjoin(calls, calls.c.agent_id == agents.c.id))
+        .group_by(agents.c.custom_id)
+    )
+    async with server.state.reader.connect() as connection:
+        return {row[0]: int(row[1]) for row in await connection.execute(query)}
+
+
+def _at(minute: int) -> str:
+    return f"2026-01-01T10:{minute:02d}:00+00:00"
+
+
+async def test_each_agent_counts_its_calls_once_and_loses_the_deleted_ones(
+    server: Harness,
+) -> None:
+    for minute in range(3):
+        assert (await server.start(f"a-{minute}", eventTimestamp=_at(minute))).status_code == 200
+    # A retried call-started is the same call.
+    assert (await server.start("a-2", eventTimestamp=_at(2))).status_code == 200
+    # call-ended first (the call has no agent yet), then call-started names it.
+    assert (await server.end("b-late", callStartedAt=_at(9))).status_code == 200
+    assert (
+        await server.start("b-late", agentId="agent-b", eventTimestamp=_at(9))
+    ).status_code == 200
+    assert (await server.start("b-0", agentId="agent-b", eventTimestamp=_at(4))).status_code == 200
+    # call-ended alone: no agent, counted nowhere.
+    assert (await server.end("nobody")).status_code == 200
+
+    assert await _listed(server) == {
+        "agent-1": (3, "2026-01-01T10:02:00.000Z"),
+        "agent-b": (2, "2026-01-01T10:09:00.000Z"),
+    }
+    assert await _counted(server) == {"agent-1": 3, "agent-b": 2}
+
+    newest_b = await server.call_id("b-late")
+    answer = await server.client.delete(f"/v1/call/{newest_b}", headers=server.headers)
+    assert answer.status_code in (200, 204), answer.text
+    again = await server.client.delete(f"/v1/call/{newest_b}", headers=server.headers)
+    assert again.status_code == 404
+    assert await _listed(server) == {
+        "agent-1": (3, "2026-01-01T10:02:00.000Z"),
+        "agent-b": (1, "2026-01-01T10:04:00.000Z"),  # the last call left is the newest now
+    }
+    assert await _counted(server) == {"agent-1": 3, "agent-b": 1}
+
+
+async def test_the_agents_list_reads_one_index_seek_per_agent_never_every_call(
+    server: Harness,
+) -> None:
+    for number in range(3):
+        await server.start(f"seek-{number}", agentId=f"agent-{number % 2}")
+    engine = server.state.engine.sync_engine
+    statements: list[tuple[str, Any]] = []
+
+    def remember(_c: Any, _k: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "calls" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        assert set(await _listed(server)) == {"agent-0", "agent-1"}
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert len(statements) == 1, statements  # the agents, each with its last call
+    ((statement, parameters),) = statements
+    plan = await query_plan(server, statement, parameters)
+    assert _reads_calls_by_agent_only(plan), " | ".join(plan)
+
+
+def _reads_calls_by_agent_only(plan: list[str]) -> bool:
+    """Every read of ``calls`` in the plan is a seek on one agent's index entries."""
+    reads = 0
+    for number, node in enumerate(plan):
+        if node.startswith(("SCAN calls", "SEARCH calls")):  # SQLite
+            reads += 1
+            if "ix_calls_agent_started (agent_id=?)" not in node:
+                return False
+        elif " on calls" in node:  # PostgreSQL: the node, then its conditions
+            reads += 1
+            condition = plan[number + 1].replace("::text", "").replace("(", "").replace(")", "")
+            if "ix_calls_agent_started" not in node or "agent_id = agents.id" not in condition:
+                return False
+    return reads == 1
+
+
+async def test_rebuild_counts_from_the_command_line(tmp_path: Path) -> None:
+    from pipecat_roark.server.app import open_state
+
+    settings = ServerSettings(data_dir=tmp_path / "data", run_workers=False)
+    async for server in open_harness(settings):
+        for number in range(3):
+            await server.start(f"counted-{number}")
+    # Written straight into the database, as an import would: the count does not know.
+    async with open_state(settings) as state, state.begin() as connection:
+        await connection.execute(update(schema.agents).values(call_count=0))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipecat_roark.cli", "rebuild-counts",
+        "--data-dir", str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode() == "the call counts of 1 agents were counted again\n"
+    assert "DEBUG" not in stderr.decode()
+    async for server in open_harness(settings):
+        assert (await _listed(server))["agent-1"][0] == 3
+
+
+def test_calls_stored_before_the_counts_existed_are_counted_on_upgrade(tmp_path: Path) -> None:
+    with old_database(tmp_path / "old.sqlite3", "0009") as old:
+        for agent in ("a", "quiet"):
+            old.connection.execute(
+                sa.text(f"INSERT INTO agents VALUES ('{agent}', 'p', '{agent}', NULL, :now, :now)"),
+                {"now": NOW},
+            )
+        for number in range(2):
+            old.connection.execute(
+                sa.text(
+                    "INSERT INTO calls (id, project_id, pipecat_call_id, agent_id, status, "
+                    "started_received, ended_received, stitch_count, created_at, updated_at, "
+                    f"last_activity_at) VALUES ('c{number}', 'p', 'old-{number}', 'a', 'ENDED', "
+                    "1, 1, 0, :now, :now, :now)"
+                ),
+                {"now": NOW},
+            )
+        old.upgrade()
+        counts = old.connection.execute(sa.text("SELECT id, call_count FROM agents ORDER BY id"))
+        assert [tuple(row) for row in counts] == [("a", 2), ("quiet", 0)]
+        old.downgrade("0009")  # and back: the column goes
+        columns = old.connection.execute(sa.text("PRAGMA table_info(agents)"))
+        assert "call_count" not in [row[1] for row in columns]
