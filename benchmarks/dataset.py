@@ -339,26 +339,26 @@ class _Hours:
 
     def add(self, call: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The call's ``reply_parts`` rows, and the rollup rows of the hours it closed."""
-        from pipecat_roark.server.reply_index import _grouped, _part_rows
+        from pipecat_roark.server.reply_index import grouped_durations, part_rows
 
         if not call["ended_received"]:
             return [], []
         view = _CallView(call)
-        parts = _part_rows(view)
+        parts = part_rows(view)
         started = call["started_at"]
         hour = (started.date(), started.hour)
         closed: list[dict[str, Any]] = []
         if self.hour is not None and hour != self.hour:
             closed = self.flush()
         self.hour = hour
-        for key, values in _grouped(parts).items():
+        for key, values in grouped_durations(parts).items():
             self.open.setdefault(key, []).extend(values)
         return parts, closed
 
     def flush(self) -> list[dict[str, Any]]:
-        from pipecat_roark.server.reply_index import _rollup_values
+        from pipecat_roark.server.reply_index import rollup_rows
 
-        rows = _rollup_values(self.open)
+        rows = rollup_rows(self.open)
         self.open = {}
         return rows
 

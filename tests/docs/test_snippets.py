@@ -50,6 +50,7 @@ RUN_HERE = {
     "backup",
     "rebuild-latency",
     "rebuild-counts",
+    "rebuild-search",
     "scale",
     "embed",
     "delivery-object",
@@ -408,6 +409,14 @@ def test_count_the_calls_of_each_agent_again(shell: Shell) -> None:
     (snippet,) = named("rebuild-counts")
     printed = shell.run(snippet, **{'"$DATA"': str(shell.data_dir)})
     assert printed == "the call counts of 1 agents were counted again\n"
+
+
+def test_rebuild_the_search_index(shell: Shell) -> None:
+    _serve_a_sent_call(shell, "searched")
+    shell.stop_servers()
+    (snippet,) = named("rebuild-search")
+    printed = shell.run(snippet, **{'"$DATA"': str(shell.data_dir)})
+    assert printed == "the search index was rebuilt from 1 ended calls\n"
 
 
 def test_the_scale_setup_on_postgresql_and_s3(shell: Shell, postgres: Any, sigv4_s3: Any) -> None:

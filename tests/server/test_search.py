@@ -1,13 +1,16 @@
 """Searching calls, on SQLite and on PostgreSQL: every query form finds exactly the calls a
 scan in Python over what was sent finds, through ``GET /v1/call?searchText=`` and the
 dashboard's ``/calls.json?q=``; the index follows call-ended, a repeat and a deletion; an
-upgrade from revision 0006 indexes the calls already stored; hostile queries answer 200."""
+upgrade from revision 0006 indexes the calls already stored, and so does
+``pipecat-roark rebuild-search``; hostile queries answer 200."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
+import sys
 import unicodedata
 from typing import Any
 
@@ -20,6 +23,7 @@ from sqlalchemy import select
 from pipecat_roark.server import schema
 from pipecat_roark.server.database import MIGRATIONS_DIR, create_engine
 from pipecat_roark.server.search_index import TOO_MANY_WORDS, rebuild
+from tests.server.conftest import open_harness
 from tests.server.harness import Harness
 
 pytestmark = pytest.mark.asyncio
@@ -297,6 +301,32 @@ async def test_the_index_follows_ingest_repeats_and_deletion(server: Harness) ->
     calls.remove(late)
     for query in ("alpha", '"alpha bravo"', "café strasse"):
         assert await _api_ids(server, searchText=query) == _expected(calls, query)
+
+
+async def test_rebuild_search_indexes_calls_written_straight_into_the_database(
+    settings: Any,
+) -> None:
+    calls = _generated(24, seed=9)
+    async for server in open_harness(settings):
+        for call in calls:
+            await _store(server, call)
+        # As an import writing calls without their index would leave it.
+        async with server.state.begin() as connection:
+            await connection.execute(sa.delete(schema.call_search))
+        assert await _api_ids(server, searchText="alpha") == set()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipecat_roark.cli", "rebuild-search",
+        "--database-url", settings.resolved_database_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    ended = sum(call["ended"] for call in calls)
+    assert stdout.decode() == f"the search index was rebuilt from {ended} ended calls\n"
+    assert f"{ended}/{ended} calls" in stderr.decode()
+    async for server in open_harness(settings):
+        for query in ("alpha", '"alpha bravo"', "lookup_order", "café strasse"):
+            assert await _api_ids(server, searchText=query) == _expected(calls, query), query
 
 
 async def test_an_upgrade_indexes_the_calls_stored_and_a_downgrade_drops_it(settings: Any) -> None:

@@ -1,5 +1,5 @@
-"""``pipecat-roark serve``, ``keys``, ``rebuild-latency`` and ``rebuild-counts``: standard
-library only at import time."""
+"""``pipecat-roark serve``, ``keys``, ``rebuild-latency``, ``rebuild-counts`` and
+``rebuild-search``: standard library only at import time."""
 
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ def add_parsers(subparsers: Any) -> None:
     )
     _add_storage_options(counts, all_options=False)
     counts.set_defaults(handler=_rebuild_counts)
+
+    search = subparsers.add_parser(
+        "rebuild-search",
+        help="rebuild the search index (each ended call's words)",
+        description="Make the search index again from the calls: after writing calls "
+        "straight into the database, or if the index is in doubt. One transaction: run it "
+        "with the server stopped (a call that ends meanwhile may be left out; run it again).",
+    )
+    _add_storage_options(search, all_options=False)
+    search.set_defaults(handler=_rebuild_search)
 
 
 def _add_storage_options(parser: argparse.ArgumentParser, *, all_options: bool) -> None:
@@ -177,17 +187,7 @@ def _rebuild_latency(args: argparse.Namespace) -> int:
         from .reply_index import rebuild
     except ImportError as exc:
         raise _missing(exc) from exc
-
-    def progress(done: int, total: int) -> None:
-        print(f"\rrebuilding the latency index: {done}/{total} calls", end="", file=sys.stderr)
-
-    async def _rebuild(connection: Any) -> int:
-        return int(await connection.run_sync(rebuild, progress))
-
-    calls = _in_transaction(args, _rebuild)
-    print(file=sys.stderr)
-    print(f"the latency index was rebuilt from {calls} ended calls")
-    return 0
+    return _rebuild_index(args, rebuild, "latency index")
 
 
 def _rebuild_counts(args: argparse.Namespace) -> int:
@@ -201,6 +201,29 @@ def _rebuild_counts(args: argparse.Namespace) -> int:
 
     agents = _in_transaction(args, _rebuild)
     print(f"the call counts of {agents} agents were counted again")
+    return 0
+
+
+def _rebuild_search(args: argparse.Namespace) -> int:
+    try:
+        from .search_index import rebuild
+    except ImportError as exc:
+        raise _missing(exc) from exc
+    return _rebuild_index(args, rebuild, "search index")
+
+
+def _rebuild_index(args: argparse.Namespace, rebuild: Any, name: str) -> int:
+    """``rebuild(connection, progress)`` in one transaction, its progress on stderr."""
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rrebuilding the {name}: {done}/{total} calls", end="", file=sys.stderr)
+
+    async def _rebuild(connection: Any) -> int:
+        return int(await connection.run_sync(rebuild, progress))
+
+    calls = _in_transaction(args, _rebuild)
+    print(file=sys.stderr)
+    print(f"the {name} was rebuilt from {calls} ended calls")
     return 0
 
 

@@ -23,7 +23,15 @@ from . import schema
 from .attribution import TOTAL, Part, replies_of
 from .database import dialect_insert
 
-__all__ = ["forget_call", "index_call", "rebuild"]
+__all__ = [
+    "RollupKey",
+    "forget_call",
+    "grouped_durations",
+    "index_call",
+    "part_rows",
+    "rebuild",
+    "rollup_rows",
+]
 
 _parts = schema.reply_parts
 _rollups = schema.latency_rollups
@@ -45,10 +53,10 @@ def index_call(connection: Connection, call_id: str) -> int:
     row = connection.execute(_call_query().where(_calls.c.id == call_id)).first()
     if row is None:
         return 0
-    rows = _part_rows(row)
+    rows = part_rows(row)
     if rows:
         connection.execute(insert(_parts), rows)
-        _add_to_rollups(connection, _grouped(rows))
+        _add_to_rollups(connection, grouped_durations(rows))
     return len(rows)
 
 
@@ -58,7 +66,7 @@ def forget_call(connection: Connection, call_id: str) -> None:
     if not rows:
         return
     connection.execute(delete(_parts).where(_parts.c.call_id == call_id))
-    for key, values in sorted(_grouped([row._asdict() for row in rows]).items()):
+    for key, values in sorted(grouped_durations([row._asdict() for row in rows]).items()):
         match = [_rollups.c[name] == value for name, value in zip(_ROLLUP_KEY, key, strict=True)]
         stored = connection.scalar(select(_rollups.c.samples).where(*match).with_for_update())
         if stored is None:
@@ -91,11 +99,11 @@ def rebuild(connection: Connection, progress: Progress | None = None) -> int:
         for batch in _calls_of(connection, agent_id):
             rows: list[dict[str, Any]] = []
             for call in batch:
-                call_rows = _part_rows(call)
+                call_rows = part_rows(call)
                 if call_rows and day and _day_of(call_rows[0]) != _day_of(next(iter(day))):
                     _write_rollups(connection, day)
                     day = {}
-                for key, values in _grouped(call_rows).items():
+                for key, values in grouped_durations(call_rows).items():
                     day.setdefault(key, []).extend(values)
                 rows += call_rows
             if rows:
@@ -131,8 +139,9 @@ def _calls_of(connection: Connection, agent_id: str) -> Iterable[Sequence[Any]]:
         after = (batch[-1].started, batch[-1].id)
 
 
-def _part_rows(call: Any) -> list[dict[str, Any]]:
-    """One row per part of each reply, and one for the reply's total."""
+def part_rows(call: Any) -> list[dict[str, Any]]:
+    """One row per part of each reply, and one for the reply's total (also what a bulk
+    writer such as ``benchmarks/dataset.py`` inserts)."""
     started = call.started.astimezone(timezone.utc)
     rows: list[dict[str, Any]] = []
     for index, reply in enumerate(replies_of(call.id, started.date(), call.metrics)):
@@ -171,7 +180,7 @@ def _day_of(row: dict[str, Any] | RollupKey) -> tuple[str, str, date]:
     return row[0], row[1], row[2]
 
 
-def _grouped(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[str]]:
+def grouped_durations(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[str]]:
     """The rows' durations by rollup row, each as its exact text (``repr`` round-trips)."""
     out: dict[RollupKey, list[str]] = defaultdict(list)
     for row in rows:
@@ -190,8 +199,9 @@ def _grouped(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[str]]:
     return out
 
 
-def _rollup_values(groups: dict[RollupKey, list[str]]) -> list[dict[str, Any]]:
-    # Sorted: concurrent writers on PostgreSQL then lock rows in the same order.
+def rollup_rows(groups: dict[RollupKey, list[str]]) -> list[dict[str, Any]]:
+    """The ``latency_rollups`` rows of grouped durations, sorted: concurrent writers on
+    PostgreSQL then lock rows in the same order."""
     return [
         {
             **dict(zip(_ROLLUP_KEY, key, strict=True)),
@@ -203,7 +213,7 @@ def _rollup_values(groups: dict[RollupKey, list[str]]) -> list[dict[str, Any]]:
 
 
 def _add_to_rollups(connection: Connection, groups: dict[RollupKey, list[str]]) -> None:
-    statement = dialect_insert(connection, _rollups).values(_rollup_values(groups))
+    statement = dialect_insert(connection, _rollups).values(rollup_rows(groups))
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=list(_ROLLUP_KEY),
@@ -217,4 +227,4 @@ def _add_to_rollups(connection: Connection, groups: dict[RollupKey, list[str]]) 
 
 def _write_rollups(connection: Connection, groups: dict[RollupKey, list[str]]) -> None:
     if groups:
-        connection.execute(insert(_rollups), _rollup_values(groups))
+        connection.execute(insert(_rollups), rollup_rows(groups))

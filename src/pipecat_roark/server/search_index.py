@@ -3,16 +3,18 @@
 The row holds the call's searched text as ``search_terms.document`` makes it. On SQLite an
 FTS5 table reads it (``call_search_fts``, kept in step by triggers the migration made); on
 PostgreSQL a GIN index over ``to_tsvector('simple', words)``, the call's distinct words.
-``rebuild`` fills it from the calls (the migration that created it runs it).
+``rebuild`` fills it from the calls (the migration that created it runs it, and so does
+``pipecat-roark rebuild-search``).
 
 Synchronous on purpose: the migration runs it as it is, the server through ``run_sync``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from . import schema
 from .search_terms import SEPARATOR, call_text, document
@@ -60,12 +62,12 @@ def forget_call(connection: Connection, call_id: str) -> None:
     connection.execute(delete(_search).where(_search.c.call_id == call_id))
 
 
-def rebuild(connection: Connection) -> int:
+def rebuild(connection: Connection, progress: Callable[[int, int], None] | None = None) -> int:
     """The index made again from every ended call, a batch at a time; return how many."""
     connection.execute(delete(_search))
-    query = select(_calls.c.id, _calls.c.transcript_text, _calls.c.tool_calls).where(
-        _calls.c.ended_received.is_(True)
-    )
+    ended = _calls.c.ended_received.is_(True)
+    total = connection.scalar(select(func.count()).select_from(_calls).where(ended)) or 0
+    query = select(_calls.c.id, _calls.c.transcript_text, _calls.c.tool_calls).where(ended)
     done, after = 0, None
     while True:
         page = query if after is None else query.where(_calls.c.id > after)
@@ -74,5 +76,7 @@ def rebuild(connection: Connection) -> int:
             connection.execute(insert(_search), [row_of(*row) for row in batch])
             done += len(batch)
             after = batch[-1].id
+            if progress is not None:
+                progress(done, total)
         if len(batch) < _BATCH:
             return done
