@@ -150,24 +150,38 @@ def _substring(text: str) -> ColumnElement[bool]:
     return or_(contains_text(text, calls.transcript_text, calls.pipecat_call_id))
 
 
-async def _timed(state: Any, project_id: str, condition: Any, repeats: int) -> list[float]:
+async def _timed(state: Any, project_id: str, search: str | Any, repeats: int) -> list[float]:
+    """Times of the API's first page and total for a query as the server plans it (``search``
+    a string), or for a condition."""
     from pipecat_roark.server import schema
     from pipecat_roark.server.pagination import fetch_page
+    from pipecat_roark.server.search import plan_call_search
 
     calls = schema.calls
 
     async def page() -> None:
         async with state.reader.connect() as connection:
+            sort_key: Any = calls.c.created_at
+            conditions = [calls.c.project_id == project_id]
+            counted_as = [[*conditions, search]]
+            if isinstance(search, str):
+                plan = await plan_call_search(connection, project_id, search)
+                sort_key = plan.sort_key(sort_key)
+                counted_as = [[*conditions, part] for part in plan.exact_count]
+                conditions.append(plan.page)
+            else:
+                conditions.append(search)
             await fetch_page(
                 connection,
                 calls,
-                conditions=[calls.c.project_id == project_id, condition],
+                conditions=conditions,
                 sort_name="createdAt",
-                sort_key=calls.c.created_at,
+                sort_key=sort_key,
                 key_type=datetime,
                 direction="desc",
                 after=None,
                 limit=20,
+                counted_as=counted_as,
             )
 
     await page()
@@ -181,14 +195,13 @@ async def _timed(state: Any, project_id: str, condition: Any, repeats: int) -> l
 
 async def _found(state: Any, project_id: str, query: str) -> set[str]:
     from pipecat_roark.server import schema
-    from pipecat_roark.server.search import call_text_matches
+    from pipecat_roark.server.search import plan_call_search
 
     calls = schema.calls.c
     async with state.reader.connect() as connection:
+        plan = await plan_call_search(connection, project_id, query)
         found = await connection.scalars(
-            select(calls.pipecat_call_id).where(
-                calls.project_id == project_id, call_text_matches(query)
-            )
+            select(calls.pipecat_call_id).where(calls.project_id == project_id, plan.page)
         )
         return set(found)
 
@@ -198,7 +211,6 @@ async def _backend(
 ) -> tuple[list[list[str]], str, bool]:
     from pipecat_roark.server.app import open_state
     from pipecat_roark.server.embed import ensure_project_key
-    from pipecat_roark.server.search import call_text_matches
     from pipecat_roark.server.settings import ServerSettings
 
     rows = []
@@ -214,7 +226,7 @@ async def _backend(
                 found = await _found(state, project_id, query)
                 expected = _scan(calls, query)
                 exact = exact and found == expected
-                new = await _timed(state, project_id, call_text_matches(query), size.repeats)
+                new = await _timed(state, project_id, query, size.repeats)
                 old = await _timed(state, project_id, _substring(text), size.repeats)
                 rows.append(
                     [

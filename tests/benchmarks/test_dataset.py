@@ -8,8 +8,7 @@ is the one ``reply_index.rebuild`` makes from the calls (and the search index th
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,31 +24,9 @@ from pipecat_roark.server.database import open_database
 from pipecat_roark.server.embed import ensure_project_key, serve_in_background
 from pipecat_roark.server.reply_index import rebuild
 from pipecat_roark.server.settings import ServerSettings
-from tests.server.services import PostgresCluster, postgres_bin_dir
 
 CALLS = 300
 EVENTS = "/v1/integrations/pipecat"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("ROARK_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL binaries not found (ROARK_REQUIRE_SERVICES=1)")
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
-    cluster = PostgresCluster.start(bin_dir)
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> ServerSettings:
-    settings = ServerSettings(data_dir=tmp_path / "data", run_workers=False)
-    if request.param == "postgresql":
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        settings = settings.replace(database_url=cluster.create_database())
-    return settings
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ from sqlalchemy import select
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.database import MIGRATIONS_DIR, create_engine
+from pipecat_roark.server.search import plan_call_search
 from pipecat_roark.server.search_index import TOO_MANY_WORDS, rebuild
+from pipecat_roark.server.search_terms import parse
 from tests.server.conftest import open_harness
 from tests.server.harness import Harness
 
@@ -257,6 +259,40 @@ async def test_every_query_form_finds_what_a_scan_finds(server: Harness) -> None
                     server, q=query, agent=agent_id, **{"from": day, "to": day}
                 )
                 assert got == _expected(calls, query, agent=agent, day=day), (query, agent, day)
+
+    # Either way of reading (from the index's matches, or walking the list checking each
+    # call's text) finds the same calls, for the page, the capped count and the exact one.
+    async with server.state.reader.connect() as connection:
+        project_id = await connection.scalar(
+            select(schema.projects.c.id).where(schema.projects.c.name == "acme")
+        )
+        calls_c = schema.calls.c
+        for query in (*QUERIES, "search-5", " search-12 ", "search 5"):
+            expected = _expected(calls, query)
+            for few, from_index in ((-1, False), (10**9, True)):
+                plan = await plan_call_search(
+                    connection, project_id, query, page_few=few, count_few=few
+                )
+                assert plan.from_index is (from_index and bool(parse(query)))
+                for condition in (plan.page, plan.capped_count):
+                    found = await connection.scalars(
+                        select(calls_c.pipecat_call_id)
+                        .where(calls_c.project_id == project_id, condition)
+                        .order_by(plan.sort_key(calls_c.created_at))
+                    )
+                    assert set(found) == expected, (query, few)
+                parts = [
+                    set(
+                        await connection.scalars(
+                            select(calls_c.pipecat_call_id).where(
+                                calls_c.project_id == project_id, part
+                            )
+                        )
+                    )
+                    for part in plan.exact_count
+                ]
+                assert set().union(*parts) == expected, (query, few)
+                assert sum(map(len, parts)) == len(expected), (query, few)  # disjoint
 
     # Longer than the API takes (a 422 there): the dashboard reads the first 1 000 characters.
     for query in ("\talpha\x7f", '"' * 3000, "alpha " * 1000):

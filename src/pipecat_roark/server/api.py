@@ -32,7 +32,7 @@ from .pagination import fetch_page
 from .query_filters import refuse_unknown_query
 from .recordings import recording_url
 from .schema import UTCDateTime
-from .search import call_text_matches, contains_text
+from .search import contains_text, plan_call_search
 from .state import ServerState, get_state
 from .views import agent_out, call_out, iso, pipecat_details, transcript_out
 
@@ -108,9 +108,13 @@ async def list_calls(
     conditions: list[ColumnElement[bool]] = [_calls.c.project_id == project_id]
     if status is not None:
         conditions.append(_calls.c.status == status.value)
-    if searchText:
-        conditions.append(call_text_matches(searchText))
     async with state.reader.connect() as connection:
+        counted_as = [conditions]
+        if searchText:
+            search = await plan_call_search(connection, project_id, searchText)
+            sort_key = search.sort_key(sort_key)
+            counted_as = [[*conditions, part] for part in search.exact_count]
+            conditions.append(search.page)
         page = await fetch_page(
             connection,
             _calls,
@@ -121,6 +125,7 @@ async def list_calls(
             direction=sortDirection.value,
             after=after,
             limit=limit,
+            counted_as=counted_as,
         )
     data = [
         call_out(row, recording_url=await recording_url(state, request, row.id, row.recording_key))

@@ -1,17 +1,60 @@
 """Text search in lists: calls by their words (an index, see docs/dashboard.md, "Searching
-calls"), agents by a case-insensitive substring of their name or id (a scan: few rows)."""
+calls"), agents by a case-insensitive substring of their name or id (a scan: few rows).
+
+A search is read one of two ways, chosen per query from about how many calls hold its words
+(``search_fts.estimated_matches``): few, and the list reads just those calls from the index,
+then sorts them; many, and the list walks the calls in its own order, checking each call's
+text, and stops when the page is full. Neither database can choose alone: SQLite knows
+nothing of how many calls a word has, and PostgreSQL's statistics guess a rare word too
+common, so either would walk a million calls for a word held by ten, or sort a third of a
+million for a page of fifty. The switch is where the two cost the same (about sqrt(N)
+matches for N calls indexed: ``few_matches``), so neither way reads much more than the other
+would have.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from math import isqrt
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
 
 from . import schema
-from .search_fts import MatchingCalls
-from .search_terms import parse
+from .search_fts import estimated_matches, indexed_calls, text_holds
+from .search_terms import Terms, parse
 
-__all__ = ["call_text_matches", "contains_text"]
+__all__ = ["CallSearch", "contains_text", "few_matches", "plan_call_search"]
+
+_calls = schema.calls
+_search = schema.call_search
+
+PAGE_COST_RATIO = 32
+"""A page of 50 walking the list checks about 50 N / M calls for M matches of N calls; read
+from the index it fetches and sorts all M: equal at M = sqrt(50 N x check / fetch). The
+ratio is 50 x check / fetch, measured at a million calls (a check 5-7 us on SQLite and
+14 us on PostgreSQL, a fetch 10 and 17 us: benchmarks/README.md)."""
+COUNT_COST_RATIO = 1800
+"""The same for a count that stops at 1 000 (the dashboard's): walking checks 1 000 N / M
+calls, the index counts M (3 us each on SQLite, 8 on PostgreSQL)."""
+_FLOOR = 1000
+"""Under this many matches the index is always read: a small project's pages cost little
+whichever way they are read."""
 
 
 def _escape_like(text: str) -> str:
@@ -24,13 +67,111 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
     return or_(*(column.ilike(pattern, escape="\\") for column in columns))
 
 
-def call_text_matches(text: str) -> ColumnElement[bool]:
+def few_matches(indexed: int, ratio: int) -> int:
+    """Up to how many matches of ``indexed`` calls the index is read rather than the list."""
+    return max(_FLOOR, isqrt(ratio * max(indexed, 0)))
+
+
+class _Unindexed(ColumnElement[Any]):
+    """A sort key SQLite may not read from an index: a list drawn from the index's matches
+    is then sorted, not walked in order with each call looked up in the matches."""
+
+    inherit_cache = True
+
+    def __init__(self, key: ColumnElement[Any]) -> None:
+        self.inner = key
+        self.type = key.type
+
+
+@compiles(_Unindexed)
+def _compile_unindexed(element: _Unindexed, compiler: Any, **kw: Any) -> str:
+    inner = compiler.process(element.inner, **kw)
+    return f"+({inner})" if compiler.dialect.name == "sqlite" else str(inner)
+
+
+@dataclass(frozen=True)
+class CallSearch:
+    """How one text search reads the list: its page's condition and sort key, and the
+    condition of its count."""
+
+    page: ColumnElement[bool]
+    from_index: bool
+    capped_count: ColumnElement[bool]
+    """For a count that stops at 1 000."""
+    exact_count: tuple[ColumnElement[bool], ...]
+    """For a count of every match: conditions of disjoint rows whose counts add up. From the
+    index, but for many matches on PostgreSQL: there reading every call's text at once (1 s
+    at a million calls) beats the index (6 s: its bitmap of half a million calls outgrows
+    its memory and rechecks each call's words), and the call whose id is the text is counted
+    apart, since an OR would have the text read once per call."""
+
+    def sort_key(self, key: ColumnElement[Any]) -> ColumnElement[Any]:
+        return _Unindexed(key) if self.from_index else key
+
+
+def _by_id(text: str) -> ColumnElement[bool]:
+    return _calls.c.pipecat_call_id.in_(sorted({text, text.strip()}))
+
+
+def _with_id(found: Any, project_id: str, text: str) -> Any:
+    """``found`` (a select of call ids) and the project's call whose id is ``text``."""
+    return union_all(
+        found, select(_calls.c.id).where(_calls.c.project_id == project_id, _by_id(text))
+    )
+
+
+def _from_index(terms: Terms, project_id: str, text: str, dialect: str) -> ColumnElement[bool]:
+    ids = _with_id(indexed_calls(terms, dialect), project_id, text)
+    if dialect == "postgresql":
+        # One array, made first: the planner takes it for a few ids, looks them up and
+        # sorts them (for IN it would guess from its statistics, and walk for a rare word).
+        found = ids.subquery()
+        array = select(func.array_agg(found.c[0])).scalar_subquery()
+        return _calls.c.id == any_(cast(array, ARRAY(String())))
+    return _calls.c.id.in_(ids)
+
+
+def _holds(terms: Terms) -> ColumnElement[bool]:
+    return exists().where(_search.c.call_id == _calls.c.id, text_holds(terms))
+
+
+def _walking(terms: Terms, text: str) -> ColumnElement[bool]:
+    return or_(_by_id(text), _holds(terms))
+
+
+async def plan_call_search(
+    connection: AsyncConnection,
+    project_id: str,
+    text: str,
+    *,
+    page_few: int | None = None,
+    count_few: int | None = None,
+) -> CallSearch:
     """Calls whose ``pipecatCallId`` is ``text`` (spaces around aside), or whose transcript
     and tool calls hold every word and phrase of ``text`` (``search_terms.parse``). Only
-    spaces: every call, as if no search were given."""
+    spaces: every call, as if no search were given. ``page_few`` and ``count_few`` override
+    ``few_matches`` (the tests read both ways)."""
     if not text.strip():
-        return true()
-    calls = schema.calls.c
+        return CallSearch(true(), False, true(), (true(),))
     terms = parse(text)
-    by_id = calls.pipecat_call_id.in_(sorted({text, text.strip()}))
-    return or_(by_id, MatchingCalls(terms) if terms else false())
+    if not terms:
+        by_id = _by_id(text)
+        return CallSearch(by_id, False, by_id, (by_id,))
+    dialect = connection.dialect.name
+    if page_few is None or count_few is None:
+        indexed = int(await connection.scalar(select(func.max(_search.c.id))) or 0)
+        page_few = few_matches(indexed, PAGE_COST_RATIO) if page_few is None else page_few
+        count_few = few_matches(indexed, COUNT_COST_RATIO) if count_few is None else count_few
+    found = await estimated_matches(connection, terms, max(page_few, count_few) + 1)
+    indexed_ids = _from_index(terms, project_id, text, dialect)
+    walking = _walking(terms, text)
+    few = found <= page_few
+    count_from_index = found <= count_few
+    return CallSearch(
+        page=indexed_ids if few else walking,
+        from_index=few,
+        capped_count=indexed_ids if count_from_index else walking,
+        exact_count=(indexed_ids,)
+        if count_from_index or dialect == "sqlite"
+        else (_holds(terms), and_(_by_id(text), ~_holds(terms))),
+    )

@@ -1,5 +1,6 @@
-"""The database side of search: the full-text structures over ``call_search`` and the
-condition that reads them, one form per backend for the same ``search_terms.Terms``.
+"""The database side of search: the full-text structures over ``call_search``, the query
+that reads them and the estimate of how many calls it finds, one form per backend for the
+same ``search_terms.Terms``; and the check of one call's text, the same on both.
 
 SQLite: an FTS5 table with ``call_search`` as its external content, kept in step by
 triggers; a query is FTS5 phrases, each word quoted (words are ASCII letters and digits
@@ -11,17 +12,25 @@ word; a phrase is then checked exactly on the text (``LIKE '% a b %'``), since a
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, and_, column, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, column, func, literal_column, or_, select
 from sqlalchemy import table as light_table
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
 from .search_index import TOO_MANY_WORDS
-from .search_terms import Terms
+from .search_terms import SEPARATOR, Terms
 
-__all__ = ["FTS_TABLES", "MatchingCalls", "create_statements", "drop_statements"]
+__all__ = [
+    "FTS_TABLES",
+    "create_statements",
+    "drop_statements",
+    "estimated_matches",
+    "indexed_calls",
+    "text_holds",
+]
 
 FTS_TABLE = "call_search_fts"
 FTS_TABLES = frozenset(
@@ -65,16 +74,6 @@ def drop_statements(dialect: str) -> tuple[str, ...]:
     return ("DROP INDEX ix_call_search_words",)
 
 
-class MatchingCalls(ColumnElement[bool]):
-    """``calls.id`` is that of a call whose indexed text holds every term."""
-
-    type = Boolean()
-    inherit_cache = False  # the terms are not a cache key; each query compiles its own
-
-    def __init__(self, terms: Terms) -> None:
-        self.terms = terms
-
-
 def _sqlite_query(terms: Terms) -> str:
     return " ".join('"' + " ".join(term) + '"' for term in terms)
 
@@ -84,25 +83,61 @@ def _phrase(term: tuple[str, ...]) -> ColumnElement[bool]:
     return _search.c.body.like(f"% {' '.join(term)} %")
 
 
-def _condition(terms: Terms, dialect: str) -> ColumnElement[bool]:
-    ids: Any
+def text_holds(terms: Terms) -> ColumnElement[bool]:
+    """``call_search.body`` holds every term, each phrase's words in a row
+    (``search_terms.matches``, exactly): a check of one row, no index read."""
+    return and_(*(_phrase(term) for term in terms))
+
+
+def _fts_rowids(terms: Terms) -> Any:
+    fts = light_table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
+    return select(fts.c.rowid).where(fts.c[FTS_TABLE].op("MATCH")(_sqlite_query(terms)))
+
+
+def _postgres_found(terms: Terms) -> ColumnElement[bool]:
+    every = " & ".join(sorted({word for term in terms for word in term}))
+    query = func.to_tsquery(_SIMPLE, f"({every}) | {TOO_MANY_WORDS}")
+    return func.to_tsvector(_SIMPLE, _search.c.words).op("@@")(query)
+
+
+def indexed_calls(terms: Terms, dialect: str) -> Select[Any]:
+    """The ids of the calls that hold every term, read from the index: as many rows as
+    there are such calls, whatever the number of calls stored."""
     if dialect == "sqlite":
-        fts = light_table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-        rowids = select(fts.c.rowid).where(fts.c[FTS_TABLE].op("MATCH")(_sqlite_query(terms)))
-        ids = select(_search.c.call_id).where(_search.c.id.in_(rowids))
-    else:
-        every = " & ".join(sorted({word for term in terms for word in term}))
-        query = func.to_tsquery(_SIMPLE, f"({every}) | {TOO_MANY_WORDS}")
-        found = func.to_tsvector(_SIMPLE, _search.c.words).op("@@")(query)
-        single = [_phrase(term) for term in terms if len(term) == 1]
-        phrases = [_phrase(term) for term in terms if len(term) > 1]
-        unindexed = and_(_search.c.words == TOO_MANY_WORDS, *single)
-        ids = select(_search.c.call_id).where(
-            found, or_(_search.c.words != TOO_MANY_WORDS, unindexed), *phrases
-        )
-    return schema.calls.c.id.in_(ids)
+        return select(_search.c.call_id).where(_search.c.id.in_(_fts_rowids(terms)))
+    single = [_phrase(term) for term in terms if len(term) == 1]
+    phrases = [_phrase(term) for term in terms if len(term) > 1]
+    unindexed = and_(_search.c.words == TOO_MANY_WORDS, *single)
+    return select(_search.c.call_id).where(
+        _postgres_found(terms), or_(_search.c.words != TOO_MANY_WORDS, unindexed), *phrases
+    )
 
 
-@compiles(MatchingCalls)
-def _compile(element: MatchingCalls, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(_condition(element.terms, compiler.dialect.name), **kw))
+async def estimated_matches(connection: AsyncConnection, terms: Terms, at_most: int) -> int:
+    """About how many calls hold every word of ``terms``, up to ``at_most``. Of every
+    project: it chooses how to read, never what is found.
+
+    SQLite: the index's own count, which stops at ``at_most``. PostgreSQL: the planner's
+    estimate, when its statistics know the words as frequent ones; else (it then guesses
+    every unknown word as common as its least common known one: a rare word looks like a
+    thousand calls) the index's count, up to ``at_most``."""
+    counted: Any = _fts_rowids(terms) if connection.dialect.name == "sqlite" else None
+    if counted is None:
+        estimate = await _planner_rows(connection, _postgres_found(terms))
+        if estimate > at_most:
+            unknown = await _planner_rows(connection, _postgres_found(((SEPARATOR,),)))
+            if estimate > unknown:
+                return at_most
+        counted = select(_search.c.id).where(_postgres_found(terms))
+    found = select(func.count()).select_from(counted.limit(at_most).subquery())
+    return int(await connection.scalar(found) or 0)
+
+
+async def _planner_rows(connection: AsyncConnection, condition: ColumnElement[bool]) -> int:
+    statement = select(_search.c.id).where(condition)
+    # Words are ASCII letters and digits (search_terms): nothing in them needs quoting.
+    compiled = statement.compile(connection.sync_connection, compile_kwargs={"literal_binds": True})
+    plan = (await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .. import schema
 from ..analytics_api import call_started
 from ..pagination import decode_cursor, encode_cursor, keyset_after
-from ..search import call_text_matches
+from ..search import plan_call_search
 from ..views import ended_status, iso
 from .figures import slowest_response_above, tool_failed
 
@@ -167,8 +167,6 @@ def _conditions(project_id: str, filters: CallFilters, dialect: str) -> list[Col
         conditions.append(started < _midnight(filters.end + timedelta(days=1)))
     if filters.reason:
         conditions.append(_calls.c.ended_reason == filters.reason)
-    if filters.q:
-        conditions.append(call_text_matches(filters.q))
     duration = func.coalesce(_calls.c.duration_ms, _calls.c.recording_duration_ms)
     if filters.min_duration is not None:
         conditions.append(duration >= filters.min_duration * 1000)
@@ -268,6 +266,12 @@ async def calls_page(
     sort, order = filters.sort, filters.order
     started = _sort_key(sort, order)
     conditions = _conditions(project_id, filters, connection.dialect.name)
+    count_conditions = list(conditions)
+    if filters.q:
+        search = await plan_call_search(connection, project_id, filters.q)
+        started = search.sort_key(started)
+        conditions.append(search.page)
+        count_conditions.append(search.capped_count)
     page_conditions = list(conditions)
     backwards = before is not None and after is None
     cursor = before if backwards else after
@@ -319,7 +323,7 @@ async def calls_page(
         rows.reverse()
     total = await connection.scalar(
         select(func.count()).select_from(
-            select(_calls.c.id).where(*conditions).limit(COUNT_CAP + 1).subquery()
+            select(_calls.c.id).where(*count_conditions).limit(COUNT_CAP + 1).subquery()
         )
     )
     agents, reasons = await _choices(connection, project_id)
