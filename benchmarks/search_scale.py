@@ -167,7 +167,7 @@ async def _timed(state: Any, project_id: str, search: str | Any, repeats: int) -
             if isinstance(search, str):
                 plan = await plan_call_search(connection, project_id, search)
                 sort_key = plan.sort_key(sort_key)
-                counted_as = [[*conditions, part] for part in plan.exact_count]
+                counted_as = plan.exact_count_with(conditions)
                 conditions.append(plan.page)
             else:
                 conditions.append(search)

@@ -113,7 +113,7 @@ async def list_calls(
         if searchText:
             search = await plan_call_search(connection, project_id, searchText)
             sort_key = search.sort_key(sort_key)
-            counted_as = [[*conditions, part] for part in search.exact_count]
+            counted_as = search.exact_count_with(conditions)
             conditions.append(search.page)
         page = await fetch_page(
             connection,

@@ -6,7 +6,7 @@ A search is read one of two ways, chosen per query from about how many calls hol
 then sorts them; many, and the list walks the calls in its own order, checking each call's
 text, and stops when the page is full. Neither database can choose alone: SQLite knows
 nothing of how many calls a word has, and PostgreSQL's statistics guess a rare word too
-common, so either would walk a million calls for a word held by ten, or sort a third of a
+common, so either would walk a million calls for a word held by ten, or sort half a
 million for a page of fifty. The switch is where the two cost the same (about sqrt(N)
 matches for N calls indexed: ``few_matches``), so neither way reads much more than the other
 would have.
@@ -107,6 +107,12 @@ class CallSearch:
 
     def sort_key(self, key: ColumnElement[Any]) -> ColumnElement[Any]:
         return _Unindexed(key) if self.from_index else key
+
+    def exact_count_with(
+        self, conditions: list[ColumnElement[bool]]
+    ) -> list[list[ColumnElement[bool]]]:
+        """The list's own ``conditions`` joined to each part of the exact count."""
+        return [[*conditions, part] for part in self.exact_count]
 
 
 def _by_id(text: str) -> ColumnElement[bool]:

@@ -121,15 +121,20 @@ async def estimated_matches(connection: AsyncConnection, terms: Terms, at_most: 
     estimate, when its statistics know the words as frequent ones; else (it then guesses
     every unknown word as common as its least common known one: a rare word looks like a
     thousand calls) the index's count, up to ``at_most``."""
-    counted: Any = _fts_rowids(terms) if connection.dialect.name == "sqlite" else None
-    if counted is None:
-        estimate = await _planner_rows(connection, _postgres_found(terms))
-        if estimate > at_most:
-            unknown = await _planner_rows(connection, _postgres_found(((SEPARATOR,),)))
-            if estimate > unknown:
-                return at_most
-        counted = select(_search.c.id).where(_postgres_found(terms))
-    found = select(func.count()).select_from(counted.limit(at_most).subquery())
+    if connection.dialect.name == "sqlite":
+        return await _count_up_to(connection, _fts_rowids(terms), at_most)
+    estimate = await _planner_rows(connection, _postgres_found(terms))
+    if estimate > at_most:
+        unknown = await _planner_rows(connection, _postgres_found(((SEPARATOR,),)))
+        if estimate > unknown:
+            return at_most
+    return await _count_up_to(
+        connection, select(_search.c.id).where(_postgres_found(terms)), at_most
+    )
+
+
+async def _count_up_to(connection: AsyncConnection, rows: Any, at_most: int) -> int:
+    found = select(func.count()).select_from(rows.limit(at_most).subquery())
     return int(await connection.scalar(found) or 0)
 
 
