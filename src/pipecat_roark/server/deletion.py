@@ -25,20 +25,36 @@ __all__ = ["delete_call", "sweep_retention"]
 async def delete_call(state: ServerState, call_id: str) -> None:
     await state.blobs.delete_prefix(call_prefix(call_id))
     async with state.begin() as connection:
+        # Rows are locked in the order ingest locks them, so that a delete waits for a
+        # concurrent request instead of deadlocking with it: the agent (call-started takes
+        # it first), the chunks (an upload takes its chunk, then the call), the call, then
+        # the latency rollups (call-started and call-ended add to them last). A call's agent
+        # never changes once set, so it is read before anything is locked.
+        agent_id = await connection.scalar(
+            select(schema.calls.c.agent_id).where(schema.calls.c.id == call_id)
+        )
+        if agent_id is not None:
+            await connection.execute(
+                select(schema.agents.c.id).where(schema.agents.c.id == agent_id).with_for_update()
+            )
         await connection.execute(delete(schema.chunks).where(schema.chunks.c.call_id == call_id))
+        # The agent the call has once its row is locked (call-started may have given it one
+        # meanwhile: it then took the agent before the call, and has committed).
+        locked = (
+            await connection.execute(
+                select(schema.calls.c.agent_id)
+                .where(schema.calls.c.id == call_id)
+                .with_for_update()
+            )
+        ).first()
         await connection.execute(
             delete(schema.stitch_jobs).where(schema.stitch_jobs.c.call_id == call_id)
         )
         await connection.run_sync(forget_call, call_id)
         await connection.run_sync(forget_search, call_id)
-        # RETURNING: the agent the call has once its row is locked, not before.
-        agent_id = await connection.scalar(
-            delete(schema.calls)
-            .where(schema.calls.c.id == call_id)
-            .returning(schema.calls.c.agent_id)
-        )
-        if agent_id is not None:
-            await uncount_call(connection, agent_id)
+        await connection.execute(delete(schema.calls).where(schema.calls.c.id == call_id))
+        if locked is not None and locked.agent_id is not None:
+            await uncount_call(connection, locked.agent_id)
 
 
 async def sweep_retention(state: ServerState, batch: int = 100) -> int:
