@@ -36,7 +36,13 @@ EXPECTED = {
         "| PostgreSQL | a pipecatCallId |",
         "equals a scan in Python over the generated calls: yes",
     ],
-    "voice_pipeline_cost": ["| no observer |", "| **this project** |", "1/1 calls complete"],
+    "voice_pipeline_cost": [
+        "| no observer |",
+        "| Pipecat's recorder alone, no observer |",
+        "| **this project** |",
+        "1/1 calls complete",
+        "floor of any observer",
+    ],
     "latency_attribution": ["| daily analytics (baseline) |", "| attribution, two weeks |", "Goal"],
     "pages_at_scale": [
         "| calls list, newest |",
