@@ -359,6 +359,10 @@ async def record_chunk_uploaded(
     """
     now = utcnow()
     statements = _chunk_statements(connection)
+    # The call's row before the chunk's, as every other request that takes both does.
+    status = await connection.scalar(statements.call_touched, {"p_id": call_id, "p_now": now})
+    if status is None:
+        return None
     result = await connection.execute(
         statements.chunk_uploaded,
         {
@@ -371,10 +375,9 @@ async def record_chunk_uploaded(
     )
     if not result.rowcount:
         return None
-    status = await connection.scalar(statements.call_touched, {"p_id": call_id, "p_now": now})
     if status == ENDED:
         await enqueue_stitch(connection, call_id, now)
-    return None if status is None else str(status)
+    return str(status)
 
 
 def _transcript_text(body: CallEnded) -> str:

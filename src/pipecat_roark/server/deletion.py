@@ -27,9 +27,10 @@ async def delete_call(state: ServerState, call_id: str) -> None:
     async with state.begin() as connection:
         # Rows are locked in the order ingest locks them, so that a delete waits for a
         # concurrent request instead of deadlocking with it: the agent (call-started takes
-        # it first), the chunks (an upload takes its chunk, then the call), the call, then
-        # the latency rollups (call-started and call-ended add to them last). A call's agent
-        # never changes once set, so it is read before anything is locked.
+        # it first), the call, its chunks (a chunk's request and its upload take the call,
+        # then the chunk), then the latency rollups (call-started and call-ended add to them
+        # last). A call's agent never changes once set, so it is read before anything is
+        # locked.
         agent_id = await connection.scalar(
             select(schema.calls.c.agent_id).where(schema.calls.c.id == call_id)
         )
@@ -37,7 +38,6 @@ async def delete_call(state: ServerState, call_id: str) -> None:
             await connection.execute(
                 select(schema.agents.c.id).where(schema.agents.c.id == agent_id).with_for_update()
             )
-        await connection.execute(delete(schema.chunks).where(schema.chunks.c.call_id == call_id))
         # The agent the call has once its row is locked (call-started may have given it one
         # meanwhile: it then took the agent before the call, and has committed).
         locked = (
@@ -47,6 +47,7 @@ async def delete_call(state: ServerState, call_id: str) -> None:
                 .with_for_update()
             )
         ).first()
+        await connection.execute(delete(schema.chunks).where(schema.chunks.c.call_id == call_id))
         await connection.execute(
             delete(schema.stitch_jobs).where(schema.stitch_jobs.c.call_id == call_id)
         )

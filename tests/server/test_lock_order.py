@@ -1,12 +1,14 @@
-"""Deleting a call on PostgreSQL while ingest holds locks of the same agent: the delete waits
-its turn, and neither side is aborted as a deadlock.
+"""Requests that lock the same rows on PostgreSQL take them in one order, so one waits for
+the other and neither is aborted as a deadlock: a delete beside call-started of the same
+agent, and a chunk's upload beside a request for the same chunk.
 
 call-started takes the agent's row, then the call's, then adds the call's replies to the
 agent's latency rollups; call-ended takes the call, then the rollups. A delete that took the
 rollups before the agent would hold what call-started wants next while waiting for what it
 holds. Here a transaction stands in for call-started between its two steps: it holds the
 agent's row, the delete starts and waits, then the transaction takes the rollups and
-commits. Only the order of locks decides the outcome, not how fast anything runs.
+commits. A chunk's request takes the call, then the chunk; so must its upload. Only the
+order of locks decides each outcome, not how fast anything runs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,12 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.database import create_engine
-from tests.server.conftest import open_harness, scale_settings
+from tests.server.conftest import base_settings, open_harness, scale_settings
+from tests.server.harness import Harness, pcm
 from tests.server.services import MotoServer, PostgresCluster
 
 # How long a lock wait may take before the test gives up: only a broken delete (one that
 # never reaches its first lock) gets near it.
 _LOCK_WAIT_DEADLINE_SECS = 120.0
+
+
+async def _until_waiting_on_a_lock(engine: AsyncEngine, request: asyncio.Future[Any]) -> None:
+    """Return once a session of the database waits for a lock; ``request`` must not end first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _LOCK_WAIT_DEADLINE_SECS
+    while await _waiting_on_a_lock(engine) == 0:
+        assert not request.done(), (await request).text
+        assert loop.time() < deadline, "the request never waited for a lock"
+        await asyncio.sleep(0.05)
 
 
 async def _waiting_on_a_lock(engine: AsyncEngine) -> int:
@@ -78,12 +92,7 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
                 deleting = asyncio.ensure_future(
                     server.client.delete(f"/v1/call/{gone}", headers=server.headers)
                 )
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + _LOCK_WAIT_DEADLINE_SECS
-                while await _waiting_on_a_lock(engine) == 0:
-                    assert not deleting.done(), (await deleting).text
-                    assert loop.time() < deadline, "the delete never waited for the agent"
-                    await asyncio.sleep(0.05)
+                await _until_waiting_on_a_lock(engine, deleting)
                 # Its last step: the rollups of the agent, as adding a call's replies does.
                 rollups = schema.latency_rollups
                 held = await ingest.execute(
@@ -109,3 +118,56 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
             )
         assert counted == 1
         assert parts_left == 0
+
+
+@pytest.mark.asyncio
+async def test_an_upload_waits_for_a_request_of_the_same_chunk_instead_of_deadlocking(
+    tmp_path: Path, postgres: PostgresCluster
+) -> None:
+    # PostgreSQL and the folder store: the upload comes to the server, which records it.
+    settings = base_settings(tmp_path / "data").replace(database_url=postgres.create_database())
+    async for server in open_harness(settings):
+        assert (await server.start("up")).status_code == 200
+        presigned = await server.presign("up", 0)
+        assert presigned.status_code == 200, presigned.text
+        call = await server.call_id("up")
+        engine = create_engine(settings.database_url)
+        try:
+            async with engine.connect() as request:
+                transaction = await request.begin()
+                # A request for the chunk takes the call's row first...
+                await request.execute(
+                    sa.update(schema.calls)
+                    .where(schema.calls.c.id == call)
+                    .values(updated_at=schema.calls.c.updated_at)
+                )
+                uploading = asyncio.ensure_future(
+                    server.put(presigned.json()["uploadUrl"], pcm(3200))
+                )
+                await _until_waiting_on_a_lock(engine, uploading)
+                # ...then the chunk's.
+                chunks = schema.chunks
+                await request.execute(
+                    sa.update(chunks)
+                    .where(chunks.c.call_id == call, chunks.c.chunk_index == 0)
+                    .values(url_expires_at=chunks.c.url_expires_at)
+                )
+                await transaction.commit()
+            answer = await uploading
+        finally:
+            await engine.dispose()
+        assert answer.status_code == 200, answer.text
+        await _uploaded(server, call, 3200)
+
+
+async def _uploaded(server: Harness, call: str, size: int) -> None:
+    async with server.state.reader.connect() as connection:
+        stored = (
+            await connection.execute(
+                sa.select(schema.chunks.c.size, schema.chunks.c.uploaded_at).where(
+                    schema.chunks.c.call_id == call
+                )
+            )
+        ).one()
+    assert stored.size == size
+    assert stored.uploaded_at is not None
