@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from benchmarks.latency_attribution import breakdowns
@@ -32,6 +34,31 @@ from tests.server.services import MotoServer, PostgresCluster
 # How long a lock wait may take before the test gives up: only a broken delete (one that
 # never reaches its first lock) gets near it.
 _LOCK_WAIT_DEADLINE_SECS = 120.0
+
+
+async def _between_two_locks(
+    database_url: str,
+    first: sa.Executable,
+    request: Coroutine[Any, Any, httpx.Response],
+    second: sa.Executable,
+) -> httpx.Response:
+    """Run ``request`` while another transaction stands between two steps: it has run
+    ``first``, waits until ``request`` waits for a lock, then runs ``second`` and commits.
+    The answer to ``request``, which a deadlock would have made a 500."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as other:
+            transaction = await other.begin()
+            await other.execute(first)
+            answer = asyncio.ensure_future(request)
+            await _until_waiting_on_a_lock(engine, answer)
+            held = await other.execute(second)
+            if held.returns_rows:
+                assert held.all(), "the second step has rows to lock"
+            await transaction.commit()
+        return await answer
+    finally:
+        await engine.dispose()
 
 
 async def _until_waiting_on_a_lock(engine: AsyncEngine, request: asyncio.Future[Any]) -> None:
@@ -79,30 +106,17 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
         assert agent_id is not None
         assert counted == 2
 
-        engine = create_engine(settings.database_url)
-        try:
-            async with engine.connect() as ingest:
-                transaction = await ingest.begin()
-                # call-started's first step: the agent's row.
-                await ingest.execute(
-                    sa.update(schema.agents)
-                    .where(schema.agents.c.id == agent_id)
-                    .values(call_count=schema.agents.c.call_count)
-                )
-                deleting = asyncio.ensure_future(
-                    server.client.delete(f"/v1/call/{gone}", headers=server.headers)
-                )
-                await _until_waiting_on_a_lock(engine, deleting)
-                # Its last step: the rollups of the agent, as adding a call's replies does.
-                rollups = schema.latency_rollups
-                held = await ingest.execute(
-                    sa.select(rollups.c.key).where(rollups.c.agent_id == agent_id).with_for_update()
-                )
-                assert held.all(), "the agent has latency rollups to lock"
-                await transaction.commit()
-            answer = await deleting
-        finally:
-            await engine.dispose()
+        rollups = schema.latency_rollups
+        answer = await _between_two_locks(
+            settings.database_url,
+            # call-started's first step: the agent's row...
+            sa.update(schema.agents)
+            .where(schema.agents.c.id == agent_id)
+            .values(call_count=schema.agents.c.call_count),
+            server.client.delete(f"/v1/call/{gone}", headers=server.headers),
+            # ...and its last: the agent's rollups, as adding a call's replies does.
+            sa.select(rollups.c.key).where(rollups.c.agent_id == agent_id).with_for_update(),
+        )
         assert answer.status_code in (200, 204), answer.text
 
         assert (await server.get(f"/v1/call/{gone}")).status_code == 404
@@ -131,31 +145,19 @@ async def test_an_upload_waits_for_a_request_of_the_same_chunk_instead_of_deadlo
         presigned = await server.presign("up", 0)
         assert presigned.status_code == 200, presigned.text
         call = await server.call_id("up")
-        engine = create_engine(settings.database_url)
-        try:
-            async with engine.connect() as request:
-                transaction = await request.begin()
-                # A request for the chunk takes the call's row first...
-                await request.execute(
-                    sa.update(schema.calls)
-                    .where(schema.calls.c.id == call)
-                    .values(updated_at=schema.calls.c.updated_at)
-                )
-                uploading = asyncio.ensure_future(
-                    server.put(presigned.json()["uploadUrl"], pcm(3200))
-                )
-                await _until_waiting_on_a_lock(engine, uploading)
-                # ...then the chunk's.
-                chunks = schema.chunks
-                await request.execute(
-                    sa.update(chunks)
-                    .where(chunks.c.call_id == call, chunks.c.chunk_index == 0)
-                    .values(url_expires_at=chunks.c.url_expires_at)
-                )
-                await transaction.commit()
-            answer = await uploading
-        finally:
-            await engine.dispose()
+        chunks = schema.chunks
+        answer = await _between_two_locks(
+            settings.database_url,
+            # A request for the chunk takes the call's row first...
+            sa.update(schema.calls)
+            .where(schema.calls.c.id == call)
+            .values(updated_at=schema.calls.c.updated_at),
+            server.put(presigned.json()["uploadUrl"], pcm(3200)),
+            # ...then the chunk's.
+            sa.update(chunks)
+            .where(chunks.c.call_id == call, chunks.c.chunk_index == 0)
+            .values(url_expires_at=chunks.c.url_expires_at),
+        )
         assert answer.status_code == 200, answer.text
         await _uploaded(server, call, 3200)
 
