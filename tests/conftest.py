@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -45,6 +46,23 @@ def logs() -> Iterator[LogCapture]:
         yield capture
     finally:
         logger.remove(sink_id)
+
+
+def _to_the_current_stderr(message: str) -> None:
+    sys.stderr.write(message)
+
+
+@pytest.fixture(autouse=True)
+def _log_to_the_current_stderr() -> Iterator[None]:
+    """Each test ends with loguru writing to whatever stderr is current.
+
+    A test that configures logging as a program does (``serve``, the demo's command line)
+    binds a sink to the stderr of that moment, a capture pytest closes when the test ends;
+    every record of every later test in the process would then fail to write, each with a
+    traceback."""
+    yield
+    logger.remove()
+    logger.add(_to_the_current_stderr, level="DEBUG")
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,7 @@ STOP_SECS = 0.2
 STT, LLM, TTS = 0.15, 0.35, 0.25
 KEYS = {"transcription": "stt", "llm_inference": "llm", "speech_synthesis": "tts"}
 PIPECAT_NAMES_PARTS = ReplyLatency().pipecat_names_parts
+_CLOCK_GRAIN_SECS = 0.01
 
 
 def breakdowns(ended: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,9 +85,16 @@ async def test_each_service_owns_its_injected_delay(backend: RecordingBackend) -
         owners = {key: parts[key]["owner"] for key in KEYS}
         assert owners == KEYS
         assert all(parts[key]["ownerKind"] == "service" for key in KEYS)
-        assert parts["transcription"]["durationSecs"] == pytest.approx(STT, abs=0.03)
-        assert parts["llm_inference"]["durationSecs"] == pytest.approx(LLM, abs=0.03)
-        assert parts["speech_synthesis"]["durationSecs"] == pytest.approx(TTS, abs=0.03)
+        # Each service's part holds at least the delay it took (a sleep never ends early;
+        # 10 ms for the clock's grain). A busy machine adds lag to some part, never takes
+        # from one, and the parts add up to the reply as the recording has it (below): a
+        # delay counted in the wrong part, or twice, fails one of the two.
+        for key, delay in (
+            ("transcription", STT),
+            ("llm_inference", LLM),
+            ("speech_synthesis", TTS),
+        ):
+            assert parts[key]["durationSecs"] >= delay - _CLOCK_GRAIN_SECS, key
         assert parts["endpointing_wait"]["ownerKind"] == "setting"
         # Spanning the reply as the recording has it: the user's last word to the bot's
         # first sample, the parts end to end on the recording.
@@ -163,8 +171,8 @@ async def test_without_pipecat_metrics_the_llm_wait_is_pipeline_time(
     for reply in breakdowns(ended):
         parts = {c["key"]: c for c in reply["contributions"]}
         assert "llm_inference" not in parts
-        assert parts["transcription"]["durationSecs"] == pytest.approx(STT, abs=0.03)
-        assert parts["pipeline"]["durationSecs"] >= LLM - 0.03
+        assert parts["transcription"]["durationSecs"] >= STT - _CLOCK_GRAIN_SECS
+        assert parts["pipeline"]["durationSecs"] >= LLM - _CLOCK_GRAIN_SECS
         assert reply["ttfb"] == []
         total = sum(c["durationSecs"] for c in reply["contributions"])
         assert total == pytest.approx(reply["value"])

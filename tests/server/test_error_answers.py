@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -117,7 +116,7 @@ async def test_an_edited_cursor_is_never_a_5xx(server: Harness, path: str, after
 @pytest.fixture(params=["serve", "embedded"])
 def server_log(
     request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
-) -> Iterator[pytest.CaptureFixture[str]]:
+) -> pytest.CaptureFixture[str]:
     """The log as ``serve`` configures it, or as an application that embeds the server
     might (loguru's defaults, ``diagnose`` on), writing where the test can read it."""
     if request.param == "serve":
@@ -125,9 +124,7 @@ def server_log(
     else:
         logger.remove()
         logger.add(sys.stderr, diagnose=True, backtrace=True)
-    yield capsys
-    logger.remove()
-    logger.add(sys.stderr)
+    return capsys  # the log is put back after each test (tests/conftest.py)
 
 
 async def test_an_unexpected_failure_is_a_json_500_logged_without_values(
