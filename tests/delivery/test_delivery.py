@@ -179,7 +179,7 @@ def chaos(seed: int) -> Callable[[str], Fault]:
 # the one-second request timeout, so most requests go to the spool and the replays deliver
 # them: slow, not stuck. 240 s for the calls, then the replays: more than the suite's 300 s.
 @pytest.mark.timeout(600)
-async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
+async def test_ten_calls_through_seeded_chaos_lose_and_duplicate_nothing(
     backend: RecordingBackend,
 ) -> None:
     seed = int(os.environ.get("ROARK_CHAOS_SEED", random.randrange(1 << 30)))
@@ -192,7 +192,7 @@ async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
         RoarkObserver(
             delivery=delivery, api_key="k", agent_id="a", base_url=backend.url, flush_timeout=60.0
         )
-        for _ in range(20)
+        for _ in range(10)
     ]
     recorded = [RecordedAudio(o) for o in observers]
 
@@ -202,7 +202,7 @@ async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
         ),
         timeout=240,
     )
-    # A request whose retries ran out (a loaded machine can slow twenty calls a lot) waits
+    # A request whose retries ran out (a loaded machine can slow ten calls a lot) waits
     # in the spool; replaying it, still through the chaos, must deliver it.
     spool = Spool(spool_dir())
     for _ in range(5):
@@ -211,9 +211,9 @@ async def test_twenty_calls_through_seeded_chaos_lose_and_duplicate_nothing(
         await replay_spool(spool, lambda url: delivery.client(url, "k"), FAST)
     assert spool.pending() == 0, f"seed {seed}"
     for observer, audio in zip(observers, recorded, strict=True):
-        # Twenty pipelines share two cores here: what matters is that nothing is lost.
+        # Ten pipelines share two cores here: what matters is that nothing is lost.
         assert_whole_call(backend, observer.pipecat_call_id, audio, ordered=False)
-    assert sum(o.delivery_stats["retried"] for o in observers) > 20
+    assert sum(o.delivery_stats["retried"] for o in observers) > len(observers)
 
 
 async def test_a_refused_key_keeps_the_call_without_a_retry_storm(

@@ -155,8 +155,11 @@ async def test_turns_are_anchored_to_speech_onset_not_to_text(backend: Recording
     ended = backend.call_ended()
     user, bot = ended["transcript"]
     pcm = backend.pcm()
-    (user_speech,) = speech_spans(channel(pcm, 0))
-    (bot_speech,) = speech_spans(channel(pcm, 1))
+    # A starved machine can cut one stretch of speech in two on the recording (part of its
+    # audio came late): each side's speech runs from its first onset to its last end.
+    user_spans, bot_spans = speech_spans(channel(pcm, 0)), speech_spans(channel(pcm, 1))
+    user_speech = (user_spans[0][0], user_spans[-1][1])
+    bot_speech = (bot_spans[0][0], bot_spans[-1][1])
     assert abs(user["audioOffsetMs"] - user_speech[0]) <= 40
     assert abs(user["endAudioOffsetMs"] - user_speech[1]) <= 40
     assert abs(bot["audioOffsetMs"] - bot_speech[0]) <= 60
