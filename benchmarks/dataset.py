@@ -3,20 +3,22 @@
 Sending a million calls over the protocol would take days; writing them straight into the
 tables in bulk takes minutes: a transaction per batch of calls, INSERTs of many rows on
 SQLite (with ``synchronous=OFF``: a crash only means generating again), COPY on PostgreSQL,
-then ANALYZE. Each call is shaped as the observer sends it
-(``benchmarks.call_record``): turns with transcript text, tool calls and their results (some
-failing), interruptions, per-turn metrics and each reply's latency breakdown. Calls are spread
-over ``agents`` agents (a few busy, most quiet; two prompt revisions each) and ``days`` days,
-with ended reasons and durations of several shapes; one call in ten carries no metrics (an
-observer with metrics off). No recordings.
+then ANALYZE (and VACUUM on PostgreSQL, as autovacuum would have). Each call is shaped as
+the observer sends it (``benchmarks.call_record``): turns with transcript text, tool calls
+and their results (some failing), interruptions, per-turn metrics and each reply's latency
+breakdown. Calls are spread over ``agents`` agents (a few busy, most quiet; two prompt
+revisions each) and ``days`` days, with ended reasons and durations of several shapes; one
+call in ten carries no metrics (an observer with metrics off); every K-th call holds the
+word ``marker(K)`` (``MARKERS``). No recordings.
 
 The derived rows are those ingest writes: the call's figure columns (``analytics.
 call_figures``), its transcript text, and its replies in ``reply_parts`` and
 ``latency_rollups`` (the server's own ``reply_index`` row builders; calls are made in start
 order, so each hour's rollups are written once, whole), and its searched text in
 ``call_search`` (``search_index.row_of``). ``tests/benchmarks/test_dataset.py`` checks them
-against ``reply_index.rebuild`` and ``search_index.rebuild``. Each agent's call count is
-counted at the end (``agent_counts.rebuild``). Deterministic for a seed.
+against ``reply_index.rebuild`` and ``search_index.rebuild``. Each agent's call count and
+each word's are counted at the end (``agent_counts.rebuild``, ``search_counts.rebuild``).
+Deterministic for a seed.
 
 ``python -m benchmarks.dataset --database-url URL --calls N [--seed S]``
 """
@@ -41,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from benchmarks.latency_attribution import PARTS
 
-__all__ = ["Shape", "generate", "main"]
+__all__ = ["MARKERS", "Shape", "generate", "main", "marker"]
 
 BATCH = 2000
 _SHORTEST_CALL_SECS = 20
@@ -70,7 +72,16 @@ _ANSWERS = (
     "That code expired last week, but I can apply a new one for you now.",
 )
 
+MARKERS = (200, 100, 25, 20)
+"""The word ``marker(K)`` is in every K-th call (by index), so searches of a known share of
+the calls can be timed: at a million calls 5 000, 10 000, 40 000 and 50 000 matches, on
+either side of where a search changes how it is read (server/search.py)."""
+
 Progress = Callable[[int, int], None]
+
+
+def marker(every: int) -> str:
+    return f"onein{every}"
 
 
 @dataclass(frozen=True)
@@ -315,6 +326,10 @@ class _Generator:
                 "response_latency_p50": None,
             }
         transcript, tools, metrics = _conversation(rng, started, seconds, rng.random() >= 0.1)
+        marked = [marker(every) for every in MARKERS if index % every == 0]
+        if marked:
+            first = transcript[0]
+            transcript[0] = first | {"content": " ".join([first["content"], *marked])}
         return row | {
             "ended_received": True,
             "finalised_by": "call-ended",
@@ -434,7 +449,7 @@ async def generate(
     database_url: str, shape: Shape, *, project: str = "bench", progress: Progress | None = None
 ) -> None:
     """Write ``shape.calls`` calls into the project named ``project`` (made if missing)."""
-    from pipecat_roark.server import agent_counts, schema
+    from pipecat_roark.server import agent_counts, schema, search_counts
     from pipecat_roark.server.auth import ensure_project
     from pipecat_roark.server.database import open_database
 
@@ -458,10 +473,15 @@ async def generate(
             if progress is not None:
                 progress(done, shape.calls)
         async with connection.begin():
-            # Each agent's call count, as `pipecat-roark rebuild-counts` makes it.
+            # Each agent's call count, as `pipecat-roark rebuild-counts` makes it, and each
+            # word's, as `pipecat-roark rebuild-search` does.
             await connection.run_sync(agent_counts.rebuild)
-            # The planner's statistics, as after months of ingest.
-            await connection.exec_driver_sql("ANALYZE")
+            await connection.run_sync(search_counts.rebuild)
+        # As after months of ingest: the planner's statistics, and on PostgreSQL the
+        # visibility map autovacuum keeps (without it a count reads every row's page, not
+        # just the index).
+        settled = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await settled.exec_driver_sql("ANALYZE" if sqlite else "VACUUM ANALYZE")
 
 
 def _printer() -> Progress:

@@ -75,11 +75,11 @@ async def test_the_latency_and_search_indexes_are_the_ones_rebuild_makes(
     assert written == await _rows(settings)
 
 
-async def _all_calls(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+async def _all_calls(client: httpx.AsyncClient, **search: str) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     after: str | None = None
     while True:
-        params = {"limit": "100", **({"after": after} if after else {})}
+        params = {"limit": "100", **search, **({"after": after} if after else {})}
         page = (await client.get("/v1/call", params=params)).json()
         calls += page["data"]
         after = page["pagination"].get("nextCursor")
@@ -99,6 +99,11 @@ async def test_generated_calls_read_back_as_sent_ones(
     assert set(made) == set(sent)
     assert made["agents"]
     assert made["durationMs"]
+    # A word's total is its kept count (search_counts), read as ingest would have kept it.
+    for word in ("subscription", "warehouse"):
+        found = await _all_calls(client, searchText=word)
+        first = (await client.get("/v1/call", params={"searchText": word, "limit": "1"})).json()
+        assert first["pagination"]["total"] == len(found) > 0, word
     listed = (await client.get("/calls.json")).json()
     assert listed["pagination"]["total"] == CALLS + 1
     agents = (await client.get("/v1/agent", params={"limit": "100"})).json()["data"]

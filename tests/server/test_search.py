@@ -223,6 +223,12 @@ async def _api_ids(server: Harness, **params: Any) -> set[str]:
     return await _ids(server, "/v1/call", "externalId", 100, **params)
 
 
+async def _api_total(server: Harness, **params: Any) -> int:
+    answer = await server.get("/v1/call", limit=1, **params)
+    assert answer.status_code == 200, (params, answer.text)
+    return int(answer.json()["pagination"]["total"])
+
+
 async def _dashboard_ids(server: Harness, **params: Any) -> set[str]:
     return await _ids(server, "/calls.json", "pipecatCallId", 200, **params)
 
@@ -247,12 +253,16 @@ async def test_every_query_form_finds_what_a_scan_finds(server: Harness) -> None
     for query in (*QUERIES, "search-5", " search-12 ", "search", "search 5", "   "):
         expected = _expected(calls, query)
         assert await _api_ids(server, searchText=query) == expected, query
+        assert await _api_total(server, searchText=query) == len(expected), query
         assert await _dashboard_ids(server, q=query) == expected, query
     some = [q for q in QUERIES if _expected(calls, q)][:6]
     assert len(some) == 6
-    for query in some:
+    for query in (*some, "search-7"):
         status = await _api_ids(server, searchText=query, status="ENDED")
         assert status == _expected(calls, query, ended=True), query
+        for ended, status in ((True, "ENDED"), (False, "IN_PROGRESS")):
+            expected_total = len(_expected(calls, query, ended=ended))
+            assert await _api_total(server, searchText=query, status=status) == expected_total
         for agent, agent_id in agents.items():
             for day in DAYS:
                 got = await _dashboard_ids(
@@ -349,7 +359,9 @@ async def test_rebuild_search_indexes_calls_written_straight_into_the_database(
         # As an import writing calls without their index would leave it.
         async with server.state.begin() as connection:
             await connection.execute(sa.delete(schema.call_search))
+            await connection.execute(sa.delete(schema.search_word_counts))
         assert await _api_ids(server, searchText="alpha") == set()
+        assert await _api_total(server, searchText="alpha") == 0
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pipecat_roark.cli", "rebuild-search",
         "--database-url", settings.resolved_database_url,
@@ -360,9 +372,12 @@ async def test_rebuild_search_indexes_calls_written_straight_into_the_database(
     ended = sum(call["ended"] for call in calls)
     assert stdout.decode() == f"the search index was rebuilt from {ended} ended calls\n"
     assert f"{ended}/{ended} calls" in stderr.decode()
+    assert f"counting the words of the search index: {ended}/{ended} calls" in stderr.decode()
     async for server in open_harness(settings):
         for query in ("alpha", '"alpha bravo"', "lookup_order", "café strasse"):
             assert await _api_ids(server, searchText=query) == _expected(calls, query), query
+        for word in ("alpha", "café", "lookup"):
+            assert await _api_total(server, searchText=word) == len(_expected(calls, word))
 
 
 async def test_an_upgrade_indexes_the_calls_stored_and_a_downgrade_drops_it(settings: Any) -> None:
@@ -388,9 +403,14 @@ async def test_an_upgrade_indexes_the_calls_stored_and_a_downgrade_drops_it(sett
             )  # fmt: skip
         command.upgrade(config, "head")
         rows = connection.execute(sa.text("SELECT call_id, body FROM call_search")).all()
+        counts = connection.execute(sa.text("SELECT * FROM search_word_counts")).all()
+        # Each word of the ended call, counted once (twice-said words too).
+        assert sorted(tuple(row) for row in counts) == [
+            ("p", word, 1) for word in sorted(set(rows[0][1].split()) - {"z0x"})
+        ]
         command.downgrade(config, "0006")  # and back: the index and its structures go
         names = sa.inspect(connection).get_table_names()
-        assert [name for name in names if name.startswith("call_search")] == []
+        assert [name for name in names if name.startswith(("call_search", "search_"))] == []
         command.upgrade(config, "head")
         assert connection.execute(sa.text("SELECT call_id, body FROM call_search")).all() == rows
         return rows

@@ -110,10 +110,17 @@ async def list_calls(
         conditions.append(_calls.c.status == status.value)
     async with state.reader.connect() as connection:
         counted_as = [conditions]
+        total = None
         if searchText:
             search = await plan_call_search(connection, project_id, searchText)
             sort_key = search.sort_key(sort_key)
             counted_as = search.exact_count_with(conditions)
+            total = await search.kept_count(
+                connection,
+                project_id,
+                conditions,
+                indexed_calls_listed=status in (None, CallStatus.ENDED),
+            )
             conditions.append(search.page)
         page = await fetch_page(
             connection,
@@ -126,6 +133,7 @@ async def list_calls(
             after=after,
             limit=limit,
             counted_as=counted_as,
+            total=total,
         )
     data = [
         call_out(row, recording_url=await recording_url(state, request, row.id, row.recording_key))

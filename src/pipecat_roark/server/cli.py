@@ -90,7 +90,7 @@ def add_parsers(subparsers: Any) -> None:
 
     search = subparsers.add_parser(
         "rebuild-search",
-        help="rebuild the search index (each ended call's words)",
+        help="rebuild the search index (each ended call's words, and how many calls hold each)",
         description="Make the search index again from the calls: after writing calls "
         "straight into the database, or if the index is in doubt. One transaction: run it "
         "with the server stopped (a call that ends meanwhile may be left out; run it again).",
@@ -206,17 +206,26 @@ def _rebuild_counts(args: argparse.Namespace) -> int:
 
 def _rebuild_search(args: argparse.Namespace) -> int:
     try:
+        from .search_counts import rebuild as count_words
         from .search_index import rebuild
     except ImportError as exc:
         raise _missing(exc) from exc
-    return _rebuild_index(args, rebuild, "search index")
+
+    def index_and_count(connection: Any, progress: Any) -> int:
+        calls = rebuild(connection, progress)
+        print(file=sys.stderr)
+        count_words(connection, lambda done, total: progress(done, total, "words of"))
+        return calls
+
+    return _rebuild_index(args, index_and_count, "search index")
 
 
 def _rebuild_index(args: argparse.Namespace, rebuild: Any, name: str) -> int:
     """``rebuild(connection, progress)`` in one transaction, its progress on stderr."""
 
-    def progress(done: int, total: int) -> None:
-        print(f"\rrebuilding the {name}: {done}/{total} calls", end="", file=sys.stderr)
+    def progress(done: int, total: int, what: str = "") -> None:
+        doing = f"counting the {what} the" if what else "rebuilding the"
+        print(f"\r{doing} {name}: {done}/{total} calls", end="", file=sys.stderr)
 
     async def _rebuild(connection: Any) -> int:
         return int(await connection.run_sync(rebuild, progress))

@@ -111,10 +111,12 @@ async def fetch_page(
     after: str | None,
     limit: int,
     counted_as: Sequence[Sequence[ColumnElement[bool]]] | None = None,
+    total: int | None = None,
 ) -> Page:
     """One page of ``table`` rows matching ``conditions``, ordered by (sort key, id), and
-    the count of them all: of ``conditions``, or the sum of the counts of ``counted_as``
-    (conditions of disjoint rows, together the same rows, when they count faster)."""
+    the count of them all: ``total`` when the caller knows it, else of ``conditions``, or
+    the sum of the counts of ``counted_as`` (conditions of disjoint rows, together the same
+    rows, when they count faster)."""
     page_conditions = list(conditions)
     if after:
         key, last_id = decode_cursor(after, sort_name, direction)
@@ -133,10 +135,11 @@ async def fetch_page(
             .limit(limit + 1)
         )
     )
-    total = 0
-    for counted in [conditions] if counted_as is None else counted_as:
-        query = select(func.count()).select_from(table).where(*counted)
-        total += int(await connection.scalar(query) or 0)
+    if total is None:
+        total = 0
+        for counted in [conditions] if counted_as is None else counted_as:
+            query = select(func.count()).select_from(table).where(*counted)
+            total += int(await connection.scalar(query) or 0)
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (

@@ -48,6 +48,7 @@ __all__ = [
     "or_minus_one",
     "projects",
     "reply_parts",
+    "search_word_counts",
     "server_secrets",
     "stitch_jobs",
     "trace_spans",
@@ -378,4 +379,14 @@ call_search = Table(
         func.to_tsvector(literal_column("'simple'"), literal_column("words")),
         postgresql_using="gin",
     ),
+)
+
+# How many of a project's indexed calls hold each word (server/search_counts.py): a one-word
+# search's exact total is one row.
+search_word_counts = Table(
+    "search_word_counts",
+    metadata,
+    Column("project_id", String(36), ForeignKey("projects.id"), primary_key=True),
+    Column("word", Text(), primary_key=True),
+    Column("calls", Integer(), nullable=False),
 )

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
 from . import schema
+from .search_counts import calls_holding
 from .search_fts import estimated_matches, indexed_calls, text_holds
 from .search_terms import Terms, parse
 
@@ -104,6 +105,11 @@ class CallSearch:
     at a million calls) beats the index (6 s: its bitmap of half a million calls outgrows
     its memory and rechecks each call's words), and the call whose id is the text is counted
     apart, since an OR would have the text read once per call."""
+    word: str | None = None
+    """The search's one word, when it is one word: its exact count is kept
+    (``search_counts``)."""
+    by_id_apart: ColumnElement[bool] | None = None
+    """The call whose id is the text, if it does not hold the word: counted apart."""
 
     def sort_key(self, key: ColumnElement[Any]) -> ColumnElement[Any]:
         return _Unindexed(key) if self.from_index else key
@@ -113,6 +119,26 @@ class CallSearch:
     ) -> list[list[ColumnElement[bool]]]:
         """The list's own ``conditions`` joined to each part of the exact count."""
         return [[*conditions, part] for part in self.exact_count]
+
+    async def kept_count(
+        self,
+        connection: AsyncConnection,
+        project_id: str,
+        conditions: list[ColumnElement[bool]],
+        *,
+        indexed_calls_listed: bool,
+    ) -> int | None:
+        """The exact count of a one-word search's matches among the list's ``conditions``
+        from the word's kept count: one row, however many calls hold it. None for other
+        searches. ``indexed_calls_listed``: the conditions keep every indexed call (no
+        status, or ENDED: every indexed call is ENDED); else none of them."""
+        if self.word is None or self.by_id_apart is None:
+            return None
+        held = 0
+        if indexed_calls_listed:
+            held = await connection.run_sync(calls_holding, project_id, self.word)
+        apart = select(func.count()).select_from(_calls).where(*conditions, self.by_id_apart)
+        return held + int(await connection.scalar(apart) or 0)
 
 
 def _by_id(text: str) -> ColumnElement[bool]:
@@ -173,6 +199,7 @@ async def plan_call_search(
     walking = _walking(terms, text)
     few = found <= page_few
     count_from_index = found <= count_few
+    one_word = terms[0][0] if len(terms) == 1 and len(terms[0]) == 1 else None
     return CallSearch(
         page=indexed_ids if few else walking,
         from_index=few,
@@ -180,4 +207,6 @@ async def plan_call_search(
         exact_count=(indexed_ids,)
         if count_from_index or dialect == "sqlite"
         else (_holds(terms), and_(_by_id(text), ~_holds(terms))),
+        word=one_word,
+        by_id_apart=and_(_by_id(text), ~_holds(terms)),
     )

@@ -20,8 +20,7 @@ from sqlalchemy import table as light_table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
-from .search_index import TOO_MANY_WORDS
-from .search_terms import SEPARATOR, Terms
+from .search_terms import SEPARATOR, TOO_MANY_WORDS, Terms
 
 __all__ = [
     "FTS_TABLES",

@@ -4,7 +4,8 @@ The row holds the call's searched text as ``search_terms.document`` makes it. On
 FTS5 table reads it (``call_search_fts``, kept in step by triggers the migration made); on
 PostgreSQL a GIN index over ``to_tsvector('simple', words)``, the call's distinct words.
 ``rebuild`` fills it from the calls (the migration that created it runs it, and so does
-``pipecat-roark rebuild-search``).
+``pipecat-roark rebuild-search``). Each word's count of calls (``search_counts``) follows
+every row ingest writes or a deletion removes.
 
 Synchronous on purpose: the migration runs it as it is, the server through ``run_sync``.
 """
@@ -16,14 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from . import schema
-from .search_terms import SEPARATOR, call_text, document
+from . import schema, search_counts
+from .search_terms import TOO_MANY_WORDS, call_text, document
 
 __all__ = ["TOO_MANY_WORDS", "forget_call", "index_call", "rebuild", "row_of"]
 
-TOO_MANY_WORDS = "z0y"
-"""``words`` of a call whose distinct words would not fit a ``tsvector`` (1 MB): the query
-then lets the call through to the exact check on its whole text. No typed word encodes to it."""
 _TSVECTOR_BUDGET = 700_000  # bytes, well under PostgreSQL's 1 048 575
 _BATCH = 500
 _search = schema.call_search
@@ -33,8 +31,9 @@ _calls = schema.calls
 def row_of(call_id: str, transcript_text: str | None, tool_calls: Any) -> dict[str, Any]:
     """The ``call_search`` row of a call with this text."""
     body = document(call_text(transcript_text, tool_calls))
-    distinct = sorted(set(body.split()) - {SEPARATOR})
+    distinct = search_counts.distinct_words(body)
     size = sum(len(word) + 8 for word in distinct)
+    # Too many for a tsvector: the query lets the call through to the check of its body.
     return {
         "call_id": call_id,
         "body": body,
@@ -47,23 +46,34 @@ def index_call(connection: Connection, call_id: str) -> bool:
     if connection.scalar(select(_search.c.id).where(_search.c.call_id == call_id)):
         return False
     row = connection.execute(
-        select(_calls.c.transcript_text, _calls.c.tool_calls).where(
+        select(_calls.c.project_id, _calls.c.transcript_text, _calls.c.tool_calls).where(
             _calls.c.id == call_id, _calls.c.ended_received.is_(True)
         )
     ).first()
     if row is None:
         return False
-    connection.execute(insert(_search).values(row_of(call_id, *row)))
+    searched = row_of(call_id, row.transcript_text, row.tool_calls)
+    connection.execute(insert(_search).values(searched))
+    search_counts.add_call(connection, row.project_id, searched["body"])
     return True
 
 
 def forget_call(connection: Connection, call_id: str) -> None:
     """Take a call out of the index (before the call is deleted)."""
+    row = connection.execute(
+        select(_calls.c.project_id, _search.c.body)
+        .join(_calls, _calls.c.id == _search.c.call_id)
+        .where(_search.c.call_id == call_id)
+    ).first()
+    if row is None:
+        return
     connection.execute(delete(_search).where(_search.c.call_id == call_id))
+    search_counts.remove_call(connection, row.project_id, row.body)
 
 
 def rebuild(connection: Connection, progress: Callable[[int, int], None] | None = None) -> int:
-    """The index made again from every ended call, a batch at a time; return how many."""
+    """The index made again from every ended call, a batch at a time; return how many.
+    The words' counts stay as they were (``search_counts.rebuild`` counts them again)."""
     connection.execute(delete(_search))
     ended = _calls.c.ended_received.is_(True)
     total = connection.scalar(select(func.count()).select_from(_calls).where(ended)) or 0

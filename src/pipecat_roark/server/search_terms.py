@@ -19,6 +19,7 @@ __all__ = [
     "MAX_TERMS",
     "MAX_WORD_CHARS",
     "SEPARATOR",
+    "TOO_MANY_WORDS",
     "Terms",
     "call_text",
     "document",
@@ -36,6 +37,9 @@ MAX_QUERY_CHARS = 1000
 SEPARATOR = "z0x"
 """Written between two lines or tool-call fields so that no phrase spans them; no typed
 word encodes to it (see ``_encoded``)."""
+TOO_MANY_WORDS = "z0y"
+"""The distinct words kept of a call whose distinct words would not fit a ``tsvector`` (1 MB,
+``search_index``); no typed word encodes to it either."""
 _WORD = re.compile(r"[^\W_]+")
 _TERM = re.compile(r'"([^"]*)"|([^"\s]+)')
 _ASCII_WORD = re.compile(r"[a-z0-9]+")

@@ -1,0 +1,124 @@
+"""How many of a project's indexed calls hold each word, kept beside the search index, so
+the exact total of a one-word search (the REST list's ``total``) is one row read, not a
+count of every match: half of a million calls hold a common word, and counting them took
+2.5 s on either database.
+
+A call's words are added when it is indexed and taken away when it leaves the index, in
+word order, so that calls ending or deleted at once lock the words they share in one order
+(always after the call, its agent and the latency rollups: docs/server.md). Every indexed
+call is ENDED (call-ended sets both at once, and nothing sets a call back), so the counts
+are also those of ``status=ENDED``. ``rebuild`` counts again from ``call_search``: the
+migration that added the table runs it, and so does ``pipecat-roark rebuild-search``.
+
+Synchronous on purpose, as ``search_index`` is: the migration runs it as it is, the server
+through ``run_sync``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from sqlalchemy import Connection, case, delete, func, select
+
+from . import schema
+from .database import dialect_insert
+from .search_terms import SEPARATOR, TOO_MANY_WORDS
+
+__all__ = ["add_call", "calls_holding", "distinct_words", "rebuild", "remove_call"]
+
+_counts = schema.search_word_counts
+_search = schema.call_search
+_calls = schema.calls
+_BATCH = 2000
+
+
+def distinct_words(body: str) -> list[str]:
+    """The words of an indexed ``body`` (``search_terms.document``), each once, in order."""
+    return sorted(set(body.split()) - {SEPARATOR})
+
+
+def _add(connection: Connection, project_id: str, counted: Iterable[tuple[str, int]]) -> None:
+    """Add each (word, calls) to the project's counts, a word at a time in word order."""
+    rows = [
+        {"project_id": project_id, "word": word, "calls": calls} for word, calls in sorted(counted)
+    ]
+    if not rows:
+        return
+    upsert = dialect_insert(connection, _counts)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["project_id", "word"],
+        set_={"calls": _counts.c.calls + upsert.excluded.calls},
+    )
+    for start in range(0, len(rows), _BATCH):
+        connection.execute(upsert, rows[start : start + _BATCH])
+
+
+def add_call(connection: Connection, project_id: str, body: str) -> None:
+    """Count a call that was just indexed with this ``body``."""
+    _add(connection, project_id, ((word, 1) for word in distinct_words(body)))
+
+
+def remove_call(connection: Connection, project_id: str, body: str) -> None:
+    """Uncount a call leaving the index; a word no call holds any more loses its row."""
+    words = distinct_words(body)
+    _add(connection, project_id, ((word, -1) for word in words))
+    for start in range(0, len(words), _BATCH):
+        connection.execute(
+            delete(_counts).where(
+                _counts.c.project_id == project_id,
+                _counts.c.word.in_(words[start : start + _BATCH]),
+                _counts.c.calls <= 0,
+            )
+        )
+
+
+def calls_holding(connection: Connection, project_id: str, word: str) -> int:
+    """How many of the project's indexed calls hold ``word`` (an indexed word)."""
+    found = connection.scalar(
+        select(_counts.c.calls).where(_counts.c.project_id == project_id, _counts.c.word == word)
+    )
+    return int(found or 0)
+
+
+def rebuild(connection: Connection, progress: Callable[[int, int], None] | None = None) -> int:
+    """Every count made again from ``call_search``; return how many words were counted.
+
+    One pass over the index a batch at a time, counted in memory per project (an entry per
+    distinct (project, word): a million calls with an order number each make a million)."""
+    connection.execute(delete(_counts))
+    total = connection.scalar(select(func.count()).select_from(_search)) or 0
+    counted: dict[str, Counter[str]] = {}
+    done = 0
+    # A row's distinct words, shorter than its body, unless there were too many to keep.
+    words = case((_search.c.words == TOO_MANY_WORDS, _search.c.body), else_=_search.c.words)
+    query = (
+        select(_search.c.id, _calls.c.project_id, words.label("words"))
+        .join(_calls, _calls.c.id == _search.c.call_id)
+        .order_by(_search.c.id)
+        .limit(_BATCH)
+    )
+    after = None
+    while True:
+        page = query if after is None else query.where(_search.c.id > after)
+        batch = connection.execute(page).all()
+        for row in batch:
+            counted.setdefault(row.project_id, Counter()).update(set(row.words.split()))
+        done += len(batch)
+        if progress is not None and batch:
+            progress(done, total)
+        if len(batch) < _BATCH:
+            break
+        after = batch[-1].id
+    kept = 0
+    for project_id, counter in counted.items():
+        counter.pop(SEPARATOR, None)
+        kept += len(counter)
+        _insert(connection, project_id, counter)
+    return kept
+
+
+def _insert(connection: Connection, project_id: str, counter: Counter[str]) -> None:
+    rows = [{"project_id": project_id, "word": w, "calls": n} for w, n in counter.items()]
+    for start in range(0, len(rows), _BATCH):
+        connection.execute(_counts.insert(), rows[start : start + _BATCH])
