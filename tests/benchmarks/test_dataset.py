@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from benchmarks.call_record import call_ended, call_started
-from benchmarks.dataset import Shape, generate
+from benchmarks.dataset import MARKERS, Shape, generate, marker
 from sqlalchemy import select
 
 from pipecat_roark.server import schema, search_index
@@ -99,11 +99,17 @@ async def test_generated_calls_read_back_as_sent_ones(
     assert set(made) == set(sent)
     assert made["agents"]
     assert made["durationMs"]
-    # A word's total is its kept count (search_counts), read as ingest would have kept it.
-    for word in ("subscription", "warehouse"):
+    # A word's total is its kept count (search_counts), read as ingest would have kept it;
+    # a marker word is in every K-th call that ended (a call's id holds its index).
+    for word in ("subscription", "warehouse", *map(marker, MARKERS)):
         found = await _all_calls(client, searchText=word)
         first = (await client.get("/v1/call", params={"searchText": word, "limit": "1"})).json()
         assert first["pagination"]["total"] == len(found) > 0, word
+    for every in MARKERS:
+        found = await _all_calls(client, searchText=marker(every))
+        indexes = sorted(int(call["externalId"].split("-")[1]) for call in found)
+        assert all(index % every == 0 for index in indexes), every
+        assert len(indexes) >= 0.9 * len(range(0, CALLS, every)), every
     listed = (await client.get("/calls.json")).json()
     assert listed["pagination"]["total"] == CALLS + 1
     agents = (await client.get("/v1/agent", params={"limit": "100"})).json()["data"]
