@@ -7,8 +7,8 @@ it as a real process on 127.0.0.1 and each page is asked for ``repeats`` times i
 over one keep-alive connection, with the project's key: the dashboard's calls list with
 each sort and each filter it offers, a next page (keyset cursor), the agents list and the
 busiest agent's page (daily aggregates and latency attribution over 30 days), a call's page,
-and the REST lists (``GET /v1/call`` with each ``sortBy``, ``GET /v1/agent``), and the
-text search (docs/dashboard.md, "Searching calls"): a word most calls hold, an order number
+and the REST lists (``GET /v1/call`` with each ``sortBy`` and ``status=ENDED``,
+``GET /v1/agent``), and the text search (docs/dashboard.md, "Searching calls"): a word most calls hold, an order number
 few hold, a quoted phrase, a word with the agent and date filters, words held by a known
 share of the calls on either side of where a search changes how it is read
 (``dataset.MARKERS``), and the REST list's ``searchText``, whose ``total`` is exact (a
@@ -114,6 +114,7 @@ def _pages(
         (f"GET /v1/call sortBy={sort}", f"/v1/call?sortBy={sort}")
         for sort in ("createdAt", "startedAt", "endedAt", "duration", "status", "title")
     ]
+    rest.append(("GET /v1/call status=ENDED", "/v1/call?status=ENDED"))
     return [
         *calls,
         *searches,

@@ -6,7 +6,9 @@ from typing import Any
 
 import httpx
 
-from .harness import Harness, pcm
+from pipecat_roark.server.embed import ensure_project_key
+
+from .harness import EVENTS, Harness, ended, pcm, started
 from .plans import query_plan
 
 
@@ -78,6 +80,18 @@ async def test_status_and_search_filter_the_list(server: Harness) -> None:
     await server.start("live-one")
     in_progress = (await server.get("/v1/call", status="IN_PROGRESS")).json()
     assert [c["externalId"] for c in in_progress["data"]] == ["live-one"]
+    # Each status's total (ENDED is counted as every call less the others), and another
+    # project's calls in neither.
+    other = await ensure_project_key(server.settings, "other")
+    for name in ("theirs-ended", "theirs-live"):
+        await server.post(EVENTS, started(name), key=other)
+    await server.post(EVENTS, ended("theirs-ended"), key=other)
+    await server.end("list-0")  # a repeated call-ended: still one ended call
+    totals = {None: 4, "ENDED": 3, "IN_PROGRESS": 1, "RINGING": 0}
+    for status, total in totals.items():
+        params = {"status": status} if status else {}
+        body = (await server.get("/v1/call", limit=1, **params)).json()
+        assert body["pagination"]["total"] == total, status
     found = (await server.get("/v1/call", searchText="NUMBER 2")).json()
     assert [c["externalId"] for c in found["data"]] == ["list-2"]
     assert (await server.get("/v1/call", searchText="100%_")).json()["data"] == []
