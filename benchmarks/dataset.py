@@ -477,11 +477,13 @@ async def generate(
             # word's, as `pipecat-roark rebuild-search` does.
             await connection.run_sync(agent_counts.rebuild)
             await connection.run_sync(search_counts.rebuild)
-        # As after months of ingest: the planner's statistics, and on PostgreSQL the
-        # visibility map autovacuum keeps (without it a count reads every row's page, not
-        # just the index).
-        settled = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await settled.exec_driver_sql("ANALYZE" if sqlite else "VACUUM ANALYZE")
+            # As after months of ingest: the planner's statistics.
+            await connection.exec_driver_sql("ANALYZE")
+        if not sqlite:
+            # And the visibility map autovacuum keeps: without it a count reads each row's
+            # page, not just the index. VACUUM runs outside a transaction.
+            settled = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await settled.exec_driver_sql("VACUUM")
 
 
 def _printer() -> Progress:

@@ -8,11 +8,11 @@ over one keep-alive connection, with the project's key: the dashboard's calls li
 each sort and each filter it offers, a next page (keyset cursor), the agents list and the
 busiest agent's page (daily aggregates and latency attribution over 30 days), a call's page,
 and the REST lists (``GET /v1/call`` with each ``sortBy`` and ``status=ENDED``,
-``GET /v1/agent``), and the text search (docs/dashboard.md, "Searching calls"): a word most calls hold, an order number
-few hold, a quoted phrase, a word with the agent and date filters, words held by a known
-share of the calls on either side of where a search changes how it is read
-(``dataset.MARKERS``), and the REST list's ``searchText``, whose ``total`` is exact (a
-word's kept count; two words are counted). p50 and p95 per page, sizes side by side; the
+``GET /v1/agent``), and the text search (docs/dashboard.md, "Searching calls"): a word
+most calls hold, an order number few hold, a quoted phrase, a word with the agent and date
+filters, words held by a known share of the calls on either side of where a search changes
+how it is read (``dataset.MARKERS``), and the REST list's ``searchText``, whose ``total``
+is exact (a word's kept count; two words are counted). p50 and p95 per page, sizes side by side; the
 goal is p95 < 200 ms at the largest size.
 
 ``python -m benchmarks.pages_at_scale [--smoke] [--set large=1000000] [--set sqlite=0]``

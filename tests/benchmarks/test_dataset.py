@@ -75,6 +75,24 @@ async def test_the_latency_and_search_indexes_are_the_ones_rebuild_makes(
     assert written == await _rows(settings)
 
 
+async def test_the_planner_has_statistics_and_postgresql_a_visibility_map(
+    settings: ServerSettings,
+) -> None:
+    """As after months of ingest (autovacuum): plans at a million calls depend on both."""
+    await ensure_project_key(settings, "bench")
+    await generate(settings.resolved_database_url, Shape(50))
+    async with open_database(settings.resolved_database_url) as engine, engine.connect() as db:
+        if db.dialect.name == "sqlite":
+            analysed = await db.exec_driver_sql("SELECT DISTINCT tbl FROM sqlite_stat1")
+            assert {"calls", "call_search"} <= {row[0] for row in analysed}
+        else:
+            settled = await db.exec_driver_sql(
+                "SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL "
+                "FROM pg_stat_user_tables WHERE relname = 'calls'"
+            )
+            assert tuple(settled.one()) == (True, True)
+
+
 async def _all_calls(client: httpx.AsyncClient, **search: str) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     after: str | None = None
