@@ -40,13 +40,24 @@ async def _counts(server: Harness) -> list[tuple[Any, ...]]:
 
 
 async def _check_totals(server: Harness, calls: list[dict[str, Any]]) -> None:
-    """Each word's total, alone and with each status, is what a scan of the calls finds."""
+    """Each word's total, alone and with each status, is what a scan of the calls finds;
+    so is the dashboard's count, alone and with an agent."""
     for word in WORDS:
         assert await _api_total(server, searchText=word) == len(_expected(calls, word)), word
+        listed = await server.get("/calls.json", q=word)
+        assert listed.json()["pagination"]["total"] == len(_expected(calls, word)), word
+        agent = await server.get("/calls.json", q=word, agent=await _agent_id(server))
+        expected = len(_expected(calls, word, agent="agent-1"))
+        assert agent.json()["pagination"]["total"] == expected, word
         for ended, status in ((True, "ENDED"), (False, "IN_PROGRESS")):
             expected = len(_expected(calls, word, ended=ended))
             assert await _api_total(server, searchText=word, status=status) == expected, word
         assert await _api_total(server, searchText=word, status="RINGING") == 0
+
+
+async def _agent_id(server: Harness) -> str:
+    listing = (await server.get("/v1/agent", searchText="agent-1")).json()["data"]
+    return str(next(agent["id"] for agent in listing if agent["customId"] == "agent-1"))
 
 
 async def _check_rebuild(server: Harness) -> None:
@@ -95,6 +106,8 @@ async def test_counts_follow_ingest_deletion_and_projects_as_a_scan_does(
     async with server.state.begin() as connection:
         await connection.execute(update(counts).where(counts.c.word == "alpha").values(calls=10**6))
     assert await _api_total(server, searchText="alpha") == 10**6
+    listed = (await server.get("/calls.json", q="alpha")).json()["pagination"]["total"]
+    assert listed == 1000  # the dashboard's count stops there
     assert await _api_total(server, searchText="ALPHA,") == 10**6
     assert await _api_total(server, searchText="alpha bravo") == len(
         _expected(calls, "alpha bravo")

@@ -267,9 +267,14 @@ async def calls_page(
     started = _sort_key(sort, order)
     conditions = _conditions(project_id, filters, connection.dialect.name)
     count_conditions = list(conditions)
+    kept = None
     if filters.q:
         search = await plan_call_search(connection, project_id, filters.q)
         started = search.sort_key(started)
+        if len(conditions) == 1:  # the project's calls, no other filter: a word's count is kept
+            kept = await search.kept_count(
+                connection, project_id, list(conditions), indexed_calls_listed=True
+            )
         conditions.append(search.page)
         count_conditions.append(search.capped_count)
     page_conditions = list(conditions)
@@ -321,11 +326,13 @@ async def calls_page(
     rows = rows[:limit]
     if backwards:
         rows.reverse()
-    total = await connection.scalar(
-        select(func.count()).select_from(
-            select(_calls.c.id).where(*count_conditions).limit(COUNT_CAP + 1).subquery()
+    total = kept
+    if total is None:
+        total = await connection.scalar(
+            select(func.count()).select_from(
+                select(_calls.c.id).where(*count_conditions).limit(COUNT_CAP + 1).subquery()
+            )
         )
-    )
     agents, reasons = await _choices(connection, project_id)
     first, last = (rows[0], rows[-1]) if rows else (None, None)
     older = more if not backwards else True
