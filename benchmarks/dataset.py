@@ -321,6 +321,7 @@ class _Generator:
                 "turn_count": None,
                 "assistant_turn_count": None,
                 "tool_call_count": None,
+                "tool_failure_count": None,
                 "interruption_count": None,
                 "response_latencies": None,
                 "response_latency_p50": None,

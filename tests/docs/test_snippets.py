@@ -408,7 +408,10 @@ def test_count_the_calls_of_each_agent_again(shell: Shell) -> None:
     shell.stop_servers()
     (snippet,) = named("rebuild-counts")
     printed = shell.run(snippet, **{'"$DATA"': str(shell.data_dir)})
-    assert printed == "the call counts of 1 agents were counted again\n"
+    assert printed == (
+        "the call counts of 1 agents were counted again\n"
+        "0 calls without the figure had a failed tool call\n"
+    )
 
 
 def test_rebuild_the_search_index(shell: Shell) -> None:

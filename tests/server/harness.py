@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import wave
 from dataclasses import dataclass
 from typing import Any
@@ -159,3 +160,15 @@ class Harness:
                 answer = await direct.get(url)
         assert answer.status_code == 200, answer.text
         return answer.content
+
+
+async def run_command(*arguments: str) -> tuple[str, str]:
+    """``pipecat-roark ARGUMENTS`` in a process of its own; its stdout and stderr, once it
+    has succeeded."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipecat_roark.cli", *arguments,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, stderr.decode()
+    return stdout.decode(), stderr.decode()

@@ -6,8 +6,6 @@ agent for the last call; the migration counts calls stored before it; and
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from pipecat_roark.server.settings import ServerSettings
 from tests.support.migrations import NOW, old_database
 
 from .conftest import open_harness
-from .harness import Harness
+from .harness import Harness, run_command
 from .plans import query_plan
 
 
@@ -130,15 +128,9 @@ async def test_rebuild_counts_from_the_command_line(tmp_path: Path) -> None:
     # Written straight into the database, as an import would: the count does not know.
     async with open_state(settings) as state, state.begin() as connection:
         await connection.execute(update(schema.agents).values(call_count=0))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pipecat_roark.cli", "rebuild-counts",
-        "--data-dir", str(tmp_path / "data"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, stderr.decode()
-    assert stdout.decode() == "the call counts of 1 agents were counted again\n"
-    assert "DEBUG" not in stderr.decode()
+    stdout, stderr = await run_command("rebuild-counts", "--data-dir", str(tmp_path / "data"))
+    assert stdout.splitlines()[0] == "the call counts of 1 agents were counted again"
+    assert "DEBUG" not in stderr
     async for server in open_harness(settings):
         assert (await _listed(server))["agent-1"][0] == 3
 

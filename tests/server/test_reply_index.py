@@ -4,10 +4,8 @@ PostgreSQL, equal to what a rebuild makes from the calls; a deleted call leaves 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from sqlalchemy import select
 from pipecat_roark.server import schema
 from pipecat_roark.server.reply_index import rebuild
 from pipecat_roark.server.settings import ServerSettings
-from tests.server.harness import Harness
+from tests.server.harness import Harness, run_command
 from tests.support.migrations import NOW, old_database
 
 DAY = "2026-01-01"
@@ -132,18 +130,10 @@ async def test_rebuild_latency_from_the_command_line(tmp_path: Path) -> None:
     async with open_state(settings) as state, state.begin() as connection:
         await connection.execute(schema.latency_rollups.delete())
         await connection.execute(schema.reply_parts.delete())
-    command = [
-        sys.executable, "-m", "pipecat_roark.cli", "rebuild-latency",
-        "--data-dir", str(tmp_path / "data"),
-    ]  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, stderr.decode()
-    assert "4/4 calls" in stderr.decode()  # progress
-    assert stdout.decode() == "the latency index was rebuilt from 4 ended calls\n"
-    assert "DEBUG" not in stderr.decode()
+    stdout, stderr = await run_command("rebuild-latency", "--data-dir", str(tmp_path / "data"))
+    assert "4/4 calls" in stderr  # progress
+    assert stdout == "the latency index was rebuilt from 4 ended calls\n"
+    assert "DEBUG" not in stderr
     async for server in open_harness(settings):
         assert await _index(server) == written
 

@@ -6,11 +6,9 @@ upgrade from revision 0006 indexes the calls already stored, and so does
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
-import sys
 import unicodedata
 from typing import Any
 
@@ -26,7 +24,7 @@ from pipecat_roark.server.search import plan_call_search
 from pipecat_roark.server.search_index import TOO_MANY_WORDS, rebuild
 from pipecat_roark.server.search_terms import parse
 from tests.server.conftest import open_harness
-from tests.server.harness import Harness
+from tests.server.harness import Harness, run_command
 
 pytestmark = pytest.mark.asyncio
 
@@ -362,17 +360,13 @@ async def test_rebuild_search_indexes_calls_written_straight_into_the_database(
             await connection.execute(sa.delete(schema.search_word_counts))
         assert await _api_ids(server, searchText="alpha") == set()
         assert await _api_total(server, searchText="alpha") == 0
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pipecat_roark.cli", "rebuild-search",
-        "--database-url", settings.resolved_database_url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, stderr.decode()
+    stdout, stderr = await run_command(
+        "rebuild-search", "--database-url", settings.resolved_database_url
+    )
     ended = sum(call["ended"] for call in calls)
-    assert stdout.decode() == f"the search index was rebuilt from {ended} ended calls\n"
-    assert f"{ended}/{ended} calls" in stderr.decode()
-    assert f"counting the words of the search index: {ended}/{ended} calls" in stderr.decode()
+    assert stdout == f"the search index was rebuilt from {ended} ended calls\n"
+    assert f"{ended}/{ended} calls" in stderr
+    assert f"counting the words of the search index: {ended}/{ended} calls" in stderr
     async for server in open_harness(settings):
         for query in ("alpha", '"alpha bravo"', "lookup_order", "café strasse"):
             assert await _api_ids(server, searchText=query) == _expected(calls, query), query

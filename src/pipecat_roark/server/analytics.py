@@ -8,6 +8,7 @@ per UTC day. Both are documented in docs/dashboard.md ("Metrics in the server").
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -16,15 +17,20 @@ from typing import Any
 from ..stats import percentile
 
 __all__ = [
+    "TOOL_ERROR_RULE",
     "CallFigureRow",
     "DayAggregate",
     "aggregate",
     "call_figures",
     "daily_aggregates",
+    "failed_tool_calls",
     "metric_entries",
 ]
 
 _SPOKEN_ROLES = ("user", "assistant")
+
+TOOL_ERROR_RULE = 'a tool call without a result, or whose result contains "error" in quotes'
+_ERROR_MARK = '"error"'
 
 
 def metric_entries(metrics: Sequence[Any] | None, kind: str) -> list[dict[str, Any]]:
@@ -35,6 +41,22 @@ def metric_entries(metrics: Sequence[Any] | None, kind: str) -> list[dict[str, A
 def _latencies(metrics: Sequence[Any]) -> list[float]:
     values = (m.get("value") for m in metric_entries(metrics, "turn_latency"))
     return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def failed_tool_calls(tool_calls: Sequence[Any] | None) -> int:
+    """How many of the call's tool calls failed (``TOOL_ERROR_RULE``): results whose text
+    contains ``"error"``, and calls no result answered."""
+    records = [t for t in tool_calls or () if isinstance(t, dict)]
+    answered = {t.get("toolCallId") for t in records if t.get("kind") == "tool_result"}
+    failed = 0
+    for record in records:
+        if record.get("kind") == "tool_call":
+            failed += record.get("toolCallId") not in answered
+        elif record.get("kind") == "tool_result":
+            content = record.get("content")
+            text = content if isinstance(content, str) else json.dumps(content)
+            failed += _ERROR_MARK in text
+    return failed
 
 
 def call_figures(
@@ -55,6 +77,7 @@ def call_figures(
         "tool_call_count": sum(
             1 for t in tool_calls or () if isinstance(t, dict) and t.get("kind") == "tool_call"
         ),
+        "tool_failure_count": failed_tool_calls(tool_calls),
         "interruption_count": None,
         "response_latencies": None,
         "response_latency_p50": None,

@@ -79,11 +79,12 @@ def add_parsers(subparsers: Any) -> None:
 
     counts = subparsers.add_parser(
         "rebuild-counts",
-        help="count each agent's calls again (the agents list reads the counts)",
-        description="Count each agent's calls again from the calls: after writing calls "
-        "straight into the database, or if a count is in doubt. One statement, an index count "
-        "per agent: run it with the server stopped (a call started meanwhile may be missed; "
-        "run it again).",
+        help="count each agent's calls again, and the failed tool calls of calls without the "
+        "figure (the agents list and the tool-error filter read them)",
+        description="Count each agent's calls again from the calls, and each ended call's "
+        "failed tool calls where it has no such figure: after writing calls straight into the "
+        "database, after a rolling upgrade, or if a count is in doubt. One transaction: run it "
+        "with the server stopped (a call started meanwhile may be missed; run it again).",
     )
     _add_storage_options(counts, all_options=False)
     counts.set_defaults(handler=_rebuild_counts)
@@ -193,14 +194,25 @@ def _rebuild_latency(args: argparse.Namespace) -> int:
 def _rebuild_counts(args: argparse.Namespace) -> int:
     try:
         from .agent_counts import rebuild
+        from .tool_failures import fill
     except ImportError as exc:
         raise _missing(exc) from exc
 
-    async def _rebuild(connection: Any) -> int:
-        return int(await connection.run_sync(rebuild))
+    def progress(done: int, total: int) -> None:
+        print(f"\rcounting failed tool calls: {done}/{total} calls", end="", file=sys.stderr)
 
-    agents = _in_transaction(args, _rebuild)
+    def count(connection: Any) -> tuple[int, int]:
+        agents = rebuild(connection)
+        failed = fill(connection, progress)
+        print(file=sys.stderr)
+        return agents, failed
+
+    async def _rebuild(connection: Any) -> tuple[int, int]:
+        return tuple(await connection.run_sync(count))  # type: ignore[return-value]
+
+    agents, failed = _in_transaction(args, _rebuild)
     print(f"the call counts of {agents} agents were counted again")
+    print(f"{failed} calls without the figure had a failed tool call")
     return 0
 
 

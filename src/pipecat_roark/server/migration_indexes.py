@@ -14,9 +14,13 @@ from typing import Any
 __all__ = ["create_indexes", "drop_indexes"]
 
 
-def create_indexes(op: Any, table: str, indexes: Mapping[str, Sequence[Any]]) -> None:
+def create_indexes(
+    op: Any, table: str, indexes: Mapping[str, Sequence[Any]], *, where: Any = None
+) -> None:
+    """``where``: a partial index's condition, for each of ``indexes``."""
+    partial = {} if where is None else {"sqlite_where": where, "postgresql_where": where}
     for name, columns in indexes.items():
-        op.create_index(name, table, list(columns))
+        op.create_index(name, table, list(columns), **partial)
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute(f"ANALYZE {table}")

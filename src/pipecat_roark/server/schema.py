@@ -51,6 +51,7 @@ __all__ = [
     "search_word_counts",
     "server_secrets",
     "stitch_jobs",
+    "tool_failed",
     "trace_spans",
     "used_login_links",
 ]
@@ -172,6 +173,7 @@ calls = Table(
     Column("turn_count", Integer(), nullable=True),
     Column("assistant_turn_count", Integer(), nullable=True),
     Column("tool_call_count", Integer(), nullable=True),
+    Column("tool_failure_count", Integer(), nullable=True),
     Column("interruption_count", Integer(), nullable=True),
     Column("response_latencies", _json(), nullable=True),
     Column("response_latency_p50", Float(), nullable=True),
@@ -262,6 +264,23 @@ Index(
 Index("ix_calls_agent_prompt", calls.c.agent_id, calls.c.prompt_id)
 Index("ix_calls_project_ended", calls.c.project_id, ended_or_epoch(), calls.c.id)
 Index("ix_calls_project_id", calls.c.project_id, calls.c.id)
+
+
+def tool_failed() -> Any:
+    """Calls with a failed tool call: the condition of ``ix_calls_project_tool_failed``, with
+    its 0 a literal so that the index matches a query's."""
+    return calls.c.tool_failure_count > literal_column("0")
+
+
+# Only the calls a tool failed in (a few in a hundred): the tool-error filter reads those.
+Index(
+    "ix_calls_project_tool_failed",
+    calls.c.project_id,
+    func.coalesce(calls.c.started_at, calls.c.created_at),
+    calls.c.id,
+    sqlite_where=tool_failed(),
+    postgresql_where=tool_failed(),
+)
 
 chunks = Table(
     "chunks",

@@ -4,7 +4,8 @@ Newest first by default, a page reads its rows through the (project, started, id
 only the columns the list shows (of the transcript, its first ``SNIPPET_CHARS`` characters),
 plus a count capped at ``COUNT_CAP``, so it costs the same with ten calls or ten million.
 The other sorts (duration, median latency, interruptions) and the filters on tool errors and
-on the slowest response read the call's stored figures.
+on the slowest response read the call's stored figures; the calls with a failed tool call
+have an index of their own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..analytics_api import call_started
 from ..pagination import decode_cursor, encode_cursor, keyset_after
 from ..search import plan_call_search
 from ..views import ended_status, iso
-from .figures import slowest_response_above, tool_failed
+from .figures import slowest_response_above
 
 __all__ = [
     "COUNT_CAP",
@@ -175,7 +176,7 @@ def _conditions(project_id: str, filters: CallFilters, dialect: str) -> list[Col
     if filters.interrupted:
         conditions.append(_calls.c.interruption_count > 0)
     if filters.tool_error:
-        conditions.append(tool_failed(dialect))
+        conditions.append(schema.tool_failed())
     if filters.latency_above is not None:
         conditions.append(slowest_response_above(dialect, filters.latency_above))
     return conditions

@@ -18,6 +18,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import schema
+from ..analytics import TOOL_ERROR_RULE
 from ..analytics_api import DEFAULT_DAYS, trend_range
 from ..blobs import BlobNotFound
 from ..errors import ApiError
@@ -28,7 +29,6 @@ from ..state import ServerState, get_state
 from .access import Viewer, current_viewer, login_redirect_target
 from .agentview import agent_page, agents_page
 from .callview import CallPage, build_call_page
-from .figures import TOOL_ERROR_RULE
 from .listing import DEFAULT_LIMIT, MAX_LIMIT, SORTS, CallFilters, calls_page
 from .templating import page
 

@@ -75,23 +75,31 @@ def _backfill() -> None:
             connection.execute(
                 calls.update()
                 .where(calls.c.id == row.id)
-                .values(**call_figures(row.transcript, row.tool_calls, row.metrics))
+                .values(**_own(call_figures(row.transcript, row.tool_calls, row.metrics)))
             )
         if len(rows) < _BATCH:
             return
         last = rows[-1].id
 
 
+def _own(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures this revision adds: later revisions add and fill their own."""
+    return {name: value for name, value in figures.items() if name in _FIGURES}
+
+
+_FIGURES = (
+    "turn_count",
+    "assistant_turn_count",
+    "tool_call_count",
+    "interruption_count",
+    "response_latencies",
+    "response_latency_p50",
+)
+
+
 def downgrade() -> None:
     op.drop_index("ix_calls_agent_started", table_name="calls")
     op.drop_index("ix_calls_project_started", table_name="calls")
     with op.batch_alter_table("calls") as batch:
-        for name in (
-            "response_latency_p50",
-            "response_latencies",
-            "interruption_count",
-            "tool_call_count",
-            "assistant_turn_count",
-            "turn_count",
-        ):
+        for name in reversed(_FIGURES):
             batch.drop_column(name)
