@@ -7,10 +7,9 @@ agent for the last call; the migration counts calls stored before it; and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.settings import ServerSettings
@@ -18,7 +17,7 @@ from tests.support.migrations import NOW, old_database
 
 from .conftest import open_harness
 from .harness import Harness, run_command
-from .plans import query_plan
+from .plans import query_plan, statements_run
 
 
 async def _listed(server: Harness) -> dict[str, tuple[int, str | None]]:
@@ -83,19 +82,8 @@ async def test_the_agents_list_reads_one_index_seek_per_agent_never_every_call(
 ) -> None:
     for number in range(3):
         await server.start(f"seek-{number}", agentId=f"agent-{number % 2}")
-    engine = server.state.engine.sync_engine
-    statements: list[tuple[str, Any]] = []
-
-    def remember(_c: Any, _k: Any, statement: str, parameters: Any, *_: Any) -> None:
-        # The list's statements only: the server's workers may read calls meanwhile.
-        if "calls" in statement and "agents" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", remember)
-    try:
+    with statements_run(server, lambda s: "calls" in s and "agents" in s) as statements:
         assert set(await _listed(server)) == {"agent-0", "agent-1"}
-    finally:
-        event.remove(engine, "before_cursor_execute", remember)
     assert len(statements) == 1, statements  # the agents, each with its last call
     ((statement, parameters),) = statements
     plan = await query_plan(server, statement, parameters)

@@ -9,7 +9,7 @@ import httpx
 from pipecat_roark.server.embed import ensure_project_key
 
 from .harness import EVENTS, Harness, ended, pcm, started
-from .plans import query_plan
+from .plans import query_plan, sorts_every_row, statements_run
 
 
 async def make_calls(server: Harness, count: int) -> list[str]:
@@ -276,42 +276,20 @@ async def test_every_sort_of_the_list_reads_an_index_never_sorts_every_call(
 ) -> None:
     """At a million calls a page that sorts every call takes seconds: each sort and direction,
     first page and next, walks an index on (project, key, id) instead."""
-    from sqlalchemy import event
 
     await make_calls(server, 3)
     await server.start("still-running")
-    engine = server.state.engine.sync_engine
-    statements: list[tuple[str, Any]] = []
-
-    def remember(_c: Any, _k: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "AS sort_key" in statement:  # the page, not a worker's query
-            statements.append((statement, parameters))
-
     for sort in ("startedAt", "endedAt", "duration", "createdAt", "status", "title"):
         for direction in ("asc", "desc"):
             first = await server.get("/v1/call", limit=1, sortBy=sort, sortDirection=direction)
             after = first.json()["pagination"]["nextCursor"]
             for cursor in ({}, {"after": after}):
-                statements.clear()
-                event.listen(engine, "before_cursor_execute", remember)
-                try:
+                with statements_run(server, lambda s: "AS sort_key" in s) as statements:
                     answer = await server.get(
                         "/v1/call", limit=1, sortBy=sort, sortDirection=direction, **cursor
                     )
-                finally:
-                    event.remove(engine, "before_cursor_execute", remember)
                 assert answer.status_code == 200
                 assert len(statements) == 1, statements
                 ((statement, parameters),) = statements
                 plan = await query_plan(server, statement, parameters)
-                assert not _sorts_every_row(plan), (sort, direction, " | ".join(plan))
-
-
-def _sorts_every_row(plan: list[str]) -> bool:
-    """A sort of all the rows found. One of ties only (SQLite's "right part", PostgreSQL's
-    incremental sort: createdAt's index ends at the time, not the id) costs a few rows."""
-    for node in plan:
-        step = node.strip().removeprefix("->").strip()
-        if step == "USE TEMP B-TREE FOR ORDER BY" or step.startswith("Sort  ("):
-            return True
-    return False
+                assert not sorts_every_row(plan), (sort, direction, " | ".join(plan))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from pipecat_roark.server import schema
 from pipecat_roark.server.analytics import failed_tool_calls
@@ -20,7 +20,7 @@ from tests.support.migrations import NOW, old_database
 
 from .conftest import open_harness
 from .harness import T0, Harness, run_command
-from .plans import query_plan
+from .plans import query_plan, statements_run
 
 
 def _call(call_id: str) -> dict[str, Any]:
@@ -87,18 +87,8 @@ async def test_the_filter_lists_the_calls_a_tool_failed_in_through_their_own_ind
         )
     assert stored == {name: failed for name, (_, failed) in TOOLS.items()} | {"still-running": None}
 
-    engine = server.state.engine.sync_engine
-    statements: list[tuple[str, Any]] = []
-
-    def remember(_c: Any, _k: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if "tool_failure_count" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", remember)
-    try:
+    with statements_run(server, lambda s: "tool_failure_count" in s) as statements:
         assert await _filtered(server) == FAILING
-    finally:
-        event.remove(engine, "before_cursor_execute", remember)
     assert len(statements) == 2, statements  # the page and its count
     for statement, parameters in statements:
         plan = " | ".join(await query_plan(server, statement, parameters))

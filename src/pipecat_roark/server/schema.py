@@ -45,6 +45,7 @@ __all__ = [
     "epoch",
     "latency_rollups",
     "metadata",
+    "or_last",
     "or_minus_one",
     "projects",
     "reply_parts",
@@ -204,6 +205,15 @@ def or_minus_one(*columns: Any) -> Any:
     return func.coalesce(*columns, literal_column("-1"))
 
 
+_LAST = 2**31 - 1  # above every figure a call keeps (each fits an INTEGER)
+
+
+def or_last(*columns: Any) -> Any:
+    """The first non-NULL column, else ``LAST``: the key for sorting by a figure, smallest
+    first, calls without it last (a literal too)."""
+    return func.coalesce(*columns, literal_column(str(_LAST)))
+
+
 class _Epoch(ColumnElement[datetime]):
     """1970-01-01 UTC written into the SQL as each database stores a time, not bound as a
     parameter: an index on an expression with it then matches the query's."""
@@ -253,6 +263,25 @@ Index(
     or_minus_one(calls.c.interruption_count),
     calls.c.id,
 )
+# The same sorts smallest first (v0013_ascending_list_indexes.py).
+Index(
+    "ix_calls_project_duration_asc",
+    calls.c.project_id,
+    or_last(calls.c.duration_ms, calls.c.recording_duration_ms),
+    calls.c.id,
+)
+Index(
+    "ix_calls_project_latency_asc",
+    calls.c.project_id,
+    or_last(calls.c.response_latency_p50),
+    calls.c.id,
+)
+Index(
+    "ix_calls_project_interruptions_asc",
+    calls.c.project_id,
+    or_last(calls.c.interruption_count),
+    calls.c.id,
+)
 Index("ix_calls_project_status", calls.c.project_id, calls.c.status, calls.c.id)
 Index(
     "ix_calls_project_reason",
@@ -273,11 +302,15 @@ def tool_failed() -> Any:
 
 
 # Only the calls a tool failed in (a few in a hundred): the tool-error filter reads those.
+# The figure itself is in it too, so the filter's count needs no other read: SQLite does not
+# see that the index's condition answers the query's, and without statistics it counted
+# through another index as often as through this one.
 Index(
     "ix_calls_project_tool_failed",
     calls.c.project_id,
     func.coalesce(calls.c.started_at, calls.c.created_at),
     calls.c.id,
+    calls.c.tool_failure_count,
     sqlite_where=tool_failed(),
     postgresql_where=tool_failed(),
 )

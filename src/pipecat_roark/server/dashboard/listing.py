@@ -44,7 +44,6 @@ SORTS = ("started", "duration", "latency", "interruptions")
 """What the list sorts by: the call's start, its length, its median response, interruptions."""
 _calls = schema.calls
 _agents = schema.agents
-_LAST = 2**31 - 1  # fits every figure column; a call without the figure sorts last either way
 
 
 def _sort_key(sort: str, order: str) -> ColumnElement[Any]:
@@ -55,9 +54,10 @@ def _sort_key(sort: str, order: str) -> ColumnElement[Any]:
         "latency": (_calls.c.response_latency_p50,),
         "interruptions": (_calls.c.interruption_count,),
     }[sort]
-    if order == "desc":  # the first click on a column: read off an index (schema.py)
+    # Either way round, calls without the figure last, each order off an index (schema.py).
+    if order == "desc":
         return schema.or_minus_one(*columns)  # type: ignore[no-any-return]
-    return func.coalesce(*columns, _LAST)
+    return schema.or_last(*columns)  # type: ignore[no-any-return]
 
 
 class CallFilters(BaseModel):

@@ -25,7 +25,9 @@ depends_on = None
 
 _FAILED = sa.column("tool_failure_count") > sa.literal_column("0")
 _STARTED: sa.ColumnElement[Any] = sa.func.coalesce(sa.column("started_at"), sa.column("created_at"))
-_INDEXES: dict[str, list[Any]] = {"ix_calls_project_tool_failed": ["project_id", _STARTED, "id"]}
+_INDEXES: dict[str, list[Any]] = {
+    "ix_calls_project_tool_failed": ["project_id", _STARTED, "id", "tool_failure_count"]
+}
 
 
 def upgrade() -> None:
