@@ -1,4 +1,5 @@
-"""Background work of every replica: stitch jobs, the inactivity finaliser, retention.
+"""Background work of every replica: stitch jobs, the inactivity finaliser, retention, and
+on SQLite the query planner's statistics.
 
 Any replica may run these at once; the database decides who does what (job leases,
 conditional updates), so adding replicas adds workers rather than duplicate work.
@@ -13,6 +14,7 @@ from loguru import logger
 from .calls import finalise_inactive
 from .deletion import sweep_retention
 from .jobs import claim_job
+from .planner_statistics import refresh as refresh_statistics
 from .state import ServerState
 from .stitcher import run_stitch_job
 
@@ -58,6 +60,7 @@ async def _maintenance_loop(state: ServerState) -> None:
                 logger.info("finalised {} inactive calls", len(finalised))
                 state.stitch_wanted.set()
             await sweep_retention(state)
+            await refresh_statistics(state)
         except Exception as exc:
             logger.warning("maintenance failed, will retry: {!r}", exc)
         await _sleep(state, state.settings.maintenance_interval)
