@@ -5,8 +5,9 @@ project is generated in bulk (``benchmarks.dataset``: ~20 agents over 90 days, c
 as ingest stores them, their latency index included), then ``pipecat-roark serve`` runs on
 it as a real process on 127.0.0.1 and each page is asked for ``repeats`` times in a row
 over one keep-alive connection, with the project's key: the dashboard's calls list with
-each sort and each filter it offers, a next page (keyset cursor), the agents list and the
-busiest agent's page (daily aggregates and latency attribution over 30 days), a call's page,
+each sort either way round and each filter it offers, a next page (keyset cursor), the
+agents list and the busiest agent's page (a quarter of the calls: daily aggregates and
+latency attribution over 30 days), a call's page,
 and the REST lists (``GET /v1/call`` with each ``sortBy`` and ``status=ENDED``,
 ``GET /v1/agent``), and the text search (docs/dashboard.md, "Searching calls"): a word
 most calls hold, an order number few hold, a quoted phrase, a word with the agent and date
@@ -101,12 +102,16 @@ def _pages(
         ("calls list by duration", "/calls?sort=duration"),
         ("calls list by latency", "/calls?sort=latency"),
         ("calls list by interruptions", "/calls?sort=interruptions"),
+        ("calls list by duration, shortest first", "/calls?sort=duration&order=asc"),
+        ("calls list by latency, fastest first", "/calls?sort=latency&order=asc"),
+        ("calls list by interruptions, fewest first", "/calls?sort=interruptions&order=asc"),
         ("calls list, one agent", f"/calls?agent={agent}"),
         ("calls list, last week", f"/calls?from={week}&to={end}"),
         ("calls list, ended reason", "/calls?reason=pipeline-error"),
         ("calls list, 5-15 min", "/calls?min_duration=300&max_duration=900"),
         ("calls list, interrupted", "/calls?interrupted=1"),
         ("calls list, tool error", "/calls?tool_error=1"),
+        ("calls list, tool error by latency", "/calls?tool_error=1&sort=latency&order=asc"),
         ("calls list, slowest > 2 s", "/calls?latency_above=2"),
         ("calls list, agent by latency", f"/calls?agent={agent}&sort=latency"),
     ]
@@ -161,8 +166,8 @@ async def time_pages(url: str, key: str, shape: Shape, repeats: int) -> dict[str
     async with aiohttp.ClientSession(
         headers=headers, timeout=aiohttp.ClientTimeout(total=600)
     ) as session:
-        _, agents = await _get(session, f"{url}/v1/agent?limit=100")
-        agent = json.loads(agents)["data"][0]["id"]
+        _, agents = await _get(session, f"{url}/agents.json")
+        agent = max(json.loads(agents)["data"], key=lambda a: a["calls"])["id"]
         _, listed = await _get(session, f"{url}/calls.json?agent={agent}")
         first = json.loads(listed)
         call = first["data"][0]["id"]
