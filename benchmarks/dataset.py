@@ -17,7 +17,8 @@ call_figures``), its transcript text, and its replies in ``reply_parts`` and
 order, so each hour's rollups are written once, whole), and its searched text in
 ``call_search`` (``search_index.row_of``). ``tests/benchmarks/test_dataset.py`` checks them
 against ``reply_index.rebuild`` and ``search_index.rebuild``. Each agent's call count and
-each word's are counted at the end (``agent_counts.rebuild``, ``search_counts.rebuild``).
+each revision's and each word's are counted at the end (``agent_counts``,
+``search_counts.rebuild``).
 Deterministic for a seed.
 
 ``python -m benchmarks.dataset --database-url URL --calls N [--seed S]``
@@ -477,6 +478,7 @@ async def generate(
             # Each agent's call count, as `pipecat-roark rebuild-counts` makes it, and each
             # word's, as `pipecat-roark rebuild-search` does.
             await connection.run_sync(agent_counts.rebuild)
+            await connection.run_sync(agent_counts.rebuild_revisions)
             await connection.run_sync(search_counts.rebuild)
             # As after months of ingest: the planner's statistics.
             await connection.exec_driver_sql("ANALYZE")

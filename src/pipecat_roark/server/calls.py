@@ -299,7 +299,7 @@ async def record_call_started(
         .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
         .values(started_at=started_at)
     )
-    await count_call(connection, agent_id)
+    await count_call(connection, agent_id, prompt_id)
     await connection.run_sync(index_call, call.id)
     return call, True
 

@@ -39,10 +39,11 @@ async def delete_call(state: ServerState, call_id: str) -> None:
                 select(schema.agents.c.id).where(schema.agents.c.id == agent_id).with_for_update()
             )
         # The agent the call has once its row is locked (call-started may have given it one
-        # meanwhile: it then took the agent before the call, and has committed).
+        # meanwhile: it then took the agent before the call, and has committed), and its
+        # revision, whose count is changed under the agent's lock (agent_counts.py).
         locked = (
             await connection.execute(
-                select(schema.calls.c.agent_id)
+                select(schema.calls.c.agent_id, schema.calls.c.prompt_id)
                 .where(schema.calls.c.id == call_id)
                 .with_for_update()
             )
@@ -55,7 +56,7 @@ async def delete_call(state: ServerState, call_id: str) -> None:
         await connection.run_sync(forget_search, call_id)
         await connection.execute(delete(schema.calls).where(schema.calls.c.id == call_id))
         if locked is not None and locked.agent_id is not None:
-            await uncount_call(connection, locked.agent_id)
+            await uncount_call(connection, locked.agent_id, locked.prompt_id)
 
 
 async def sweep_retention(state: ServerState, batch: int = 100) -> int:

@@ -133,6 +133,8 @@ agent_prompts = Table(
     Column("prompt_sha256", String(64), nullable=False),
     Column("prompt", Text(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # How many calls ran with this revision (server/agent_counts.py).
+    Column("call_count", Integer(), nullable=False, default=0, server_default="0"),
     UniqueConstraint("agent_id", "prompt_sha256", name="uq_agent_prompts_agent_sha"),
 )
 

@@ -145,14 +145,7 @@ async def agents_page(connection: AsyncConnection, project_id: str) -> AgentsPag
 
 
 async def _revisions(connection: AsyncConnection, agent_id: str) -> list[Revision]:
-    uses = {
-        row.prompt_id: row.calls
-        for row in await connection.execute(
-            select(_calls.c.prompt_id, func.count().label("calls"))
-            .where(_calls.c.agent_id == agent_id, _calls.c.prompt_id.is_not(None))
-            .group_by(_calls.c.prompt_id)
-        )
-    }
+    """Each revision with its kept count of calls (server/agent_counts.py)."""
     rows = await connection.execute(
         select(_prompts)
         .where(_prompts.c.agent_id == agent_id)
@@ -165,7 +158,7 @@ async def _revisions(connection: AsyncConnection, agent_id: str) -> list[Revisio
             sha256=row.prompt_sha256,
             createdAt=iso(row.created_at),
             prompt=row.prompt,
-            calls=int(uses.get(row.id, 0)),
+            calls=row.call_count,
         )
         for number, row in enumerate(rows, start=1)
     ]
