@@ -213,13 +213,14 @@ async def plan_call_search(
     few = found <= page_few
     count_from_index = found <= count_few
     one_word = terms[0][0] if len(terms) == 1 and len(terms[0]) == 1 else None
+    apart = and_(_by_id(text), ~_holds(terms))
     return CallSearch(
         page=indexed_ids if few else walking,
         from_index=few,
         capped_count=indexed_ids if count_from_index else walking,
         exact_count=(indexed_ids,)
         if count_from_index or dialect == "sqlite"
-        else (_holds(terms), and_(_by_id(text), ~_holds(terms))),
+        else (_holds(terms), apart),
         word=one_word,
-        by_id_apart=and_(_by_id(text), ~_holds(terms)),
+        by_id_apart=apart,
     )
