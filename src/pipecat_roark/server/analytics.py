@@ -2,29 +2,29 @@
 
 ``call_figures`` turns what call-ended stored (transcript, tool calls, the observer's
 ``metrics`` list) into the few numbers kept in the call's row, so lists and trends never
-read a call's JSON again. ``daily_aggregates`` folds those stored numbers into one entry
-per UTC day. Both are documented in docs/dashboard.md ("Metrics in the server").
+read a call's JSON again. ``summed`` makes the aggregate of calls whose figures were summed
+per agent and UTC day (``agent_days``), and ``daily`` lists a range of days. All are
+documented in docs/dashboard.md ("Metrics in the server").
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..stats import percentile
+from ..stats import percentile, percentiles
 
 __all__ = [
     "TOOL_ERROR_RULE",
-    "CallFigureRow",
     "DayAggregate",
-    "aggregate",
     "call_figures",
-    "daily_aggregates",
+    "daily",
     "failed_tool_calls",
     "metric_entries",
+    "summed",
 ]
 
 _SPOKEN_ROLES = ("user", "assistant")
@@ -91,16 +91,6 @@ def call_figures(
 
 
 @dataclass(frozen=True)
-class CallFigureRow:
-    """What an aggregate needs of one call: its day and its stored figures."""
-
-    day: date
-    latencies: Sequence[float] | None
-    interruptions: int | None
-    assistant_turns: int | None
-
-
-@dataclass(frozen=True)
 class DayAggregate:
     """One agent's figures over a span of calls (a day, or the whole range)."""
 
@@ -120,40 +110,35 @@ class DayAggregate:
         return self.interruptions / self.assistant_turns
 
 
-def aggregate(rows: Iterable[CallFigureRow]) -> DayAggregate:
-    """p50/p95 over every response latency of the calls (not a median of medians)."""
-    calls = with_metrics = interruptions = assistant_turns = 0
-    latencies: list[float] = []
-    for row in rows:
-        calls += 1
-        if row.latencies is None:
-            continue
-        with_metrics += 1
-        latencies.extend(row.latencies)
-        interruptions += row.interruptions or 0
-        assistant_turns += row.assistant_turns or 0
+def summed(
+    calls: int,
+    with_metrics: int,
+    latencies: Sequence[float],
+    interruptions: int,
+    assistant_turns: int,
+) -> DayAggregate:
+    """The aggregate of calls already summed (``agent_days``): the latencies sorted once."""
+    p50, p95 = percentiles(latencies, 0.5, 0.95) if latencies else (None, None)
     return DayAggregate(
         calls=calls,
         calls_with_metrics=with_metrics,
         responses=len(latencies),
-        latency_p50=percentile(latencies, 0.5) if latencies else None,
-        latency_p95=percentile(latencies, 0.95) if latencies else None,
+        latency_p50=p50,
+        latency_p95=p95,
         interruptions=interruptions,
         assistant_turns=assistant_turns,
     )
 
 
-def daily_aggregates(
-    rows: Iterable[CallFigureRow], first: date, last: date
+def daily(
+    found: Mapping[date, DayAggregate], first: date, last: date
 ) -> list[tuple[date, DayAggregate]]:
-    """One aggregate per day from ``first`` to ``last`` inclusive, empty days included."""
-    by_day: dict[date, list[CallFigureRow]] = {}
-    for row in rows:
-        if first <= row.day <= last:
-            by_day.setdefault(row.day, []).append(row)
+    """One aggregate per day from ``first`` to ``last`` inclusive, days without calls
+    included."""
+    none = summed(0, 0, (), 0, 0)
     days: list[tuple[date, DayAggregate]] = []
     day = first
     while day <= last:
-        days.append((day, aggregate(by_day.get(day, ()))))
+        days.append((day, found.get(day, none)))
         day += timedelta(days=1)
     return days

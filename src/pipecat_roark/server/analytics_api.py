@@ -8,7 +8,7 @@ latency and interruption rate per UTC day. Both are scoped to the key's project.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..stats import percentile
 from . import schema
-from .analytics import CallFigureRow, DayAggregate, aggregate, daily_aggregates, metric_entries
+from .agent_days import trend_days
+from .analytics import DayAggregate, daily, metric_entries
 from .auth import ProjectId
 from .errors import ERROR_RESPONSES, ApiError
 from .schema import UTCDateTime
@@ -146,39 +147,13 @@ def trend_range(
     return first, last
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
-
-
 async def agent_trends(
     connection: AsyncConnection, project_id: str, agent_id: str, first: date, last: date
 ) -> AgentTrends:
-    """An agent's ended calls that started in [first, last] (UTC days), aggregated per day."""
-    started = call_started()
-    rows = await connection.execute(
-        select(
-            started.label("started"),
-            _calls.c.response_latencies,
-            _calls.c.interruption_count,
-            _calls.c.assistant_turn_count,
-        ).where(
-            _calls.c.agent_id == agent_id,
-            _calls.c.project_id == project_id,
-            _calls.c.status == "ENDED",
-            started >= _midnight(first),
-            started < _midnight(last + timedelta(days=1)),
-        )
-    )
-    figures = [
-        CallFigureRow(
-            day=row.started.astimezone(timezone.utc).date(),
-            latencies=row.response_latencies,
-            interruptions=row.interruption_count,
-            assistant_turns=row.assistant_turn_count,
-        )
-        for row in rows
-    ]
-    return AgentTrends(first, last, daily_aggregates(figures, first, last), aggregate(figures))
+    """An agent's ended calls that started in [first, last] (UTC days), aggregated per day:
+    a row per day that had calls (``agent_days``), every day listed."""
+    found, total = await connection.run_sync(trend_days, project_id, agent_id, first, last)
+    return AgentTrends(first, last, daily(found, first, last), total)
 
 
 @router.get(

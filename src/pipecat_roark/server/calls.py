@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ..wire import CallEnded, CallStarted, ToolCall
 from . import schema
 from .agent_counts import count_call
+from .agent_days import count_call as count_days
+from .agent_days import recounted
 from .analytics import call_figures
 from .database import dialect_insert, insert_or_select, utcnow
 from .errors import ApiError
@@ -292,14 +294,15 @@ async def record_call_started(
         "prompt_id": prompt_id,
         "ingest_warnings": _merged(stored.ingest_warnings, repairs),
     }
-    await _touch(connection, call.id, **values)
-    # call-ended may have set started_at from callStartedAt already; keep that one.
-    await connection.execute(
-        update(schema.calls)
-        .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
-        .values(started_at=started_at)
-    )
-    await count_call(connection, agent_id, prompt_id)
+    async with recounted(connection, call.id):  # an ended call now has its agent
+        await _touch(connection, call.id, **values)
+        # call-ended may have set started_at from callStartedAt already; keep that one.
+        await connection.execute(
+            update(schema.calls)
+            .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
+            .values(started_at=started_at)
+        )
+        await count_call(connection, agent_id, prompt_id)  # the agent's row before its days'
     await connection.run_sync(index_call, call.id)
     return call, True
 
@@ -429,26 +432,27 @@ async def record_call_ended(
         _dump(body.toolCalls),
         _dump(body.metrics),
     )
-    await _touch(
-        connection,
-        call.id,
-        status=ENDED,
-        ended_received=True,
-        finalised_by="call-ended",
-        started_at=started_at,
-        ended_at=ended_at,
-        duration_ms=duration_ms,
-        ended_reason=ended_reason,
-        agent_spoke_first=body.agentSpokeFirst,
-        sample_rate=body.recordingSampleRate,
-        num_channels=body.recordingNumChannels,
-        transcript=transcript,
-        transcript_text=_transcript_text(body),
-        tool_calls=tool_calls,
-        metrics=metrics,
-        ingest_warnings=_merged(stored.ingest_warnings, repairs),
-        **call_figures(transcript, tool_calls, metrics),
-    )
+    async with recounted(connection, call.id):  # ended by inactivity, it counted already
+        await _touch(
+            connection,
+            call.id,
+            status=ENDED,
+            ended_received=True,
+            finalised_by="call-ended",
+            started_at=started_at,
+            ended_at=ended_at,
+            duration_ms=duration_ms,
+            ended_reason=ended_reason,
+            agent_spoke_first=body.agentSpokeFirst,
+            sample_rate=body.recordingSampleRate,
+            num_channels=body.recordingNumChannels,
+            transcript=transcript,
+            transcript_text=_transcript_text(body),
+            tool_calls=tool_calls,
+            metrics=metrics,
+            ingest_warnings=_merged(stored.ingest_warnings, repairs),
+            **call_figures(transcript, tool_calls, metrics),
+        )
     await connection.run_sync(index_call, call.id)
     await connection.run_sync(index_search, call.id)
     await enqueue_stitch(connection, call.id, utcnow())
@@ -513,6 +517,7 @@ async def finalise_inactive(
                 updated_at=now,
             )
         )
-        if result.rowcount:
+        if result.rowcount:  # ended here, not by a call-ended meanwhile: it counts now
+            await connection.run_sync(count_days, call_id)
             await enqueue_stitch(connection, call_id, now)
     return ids

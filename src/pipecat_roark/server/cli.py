@@ -79,10 +79,11 @@ def add_parsers(subparsers: Any) -> None:
 
     counts = subparsers.add_parser(
         "rebuild-counts",
-        help="count each agent's and each prompt revision's calls again, and the failed tool "
-        "calls of calls without the figure (the agents pages and the tool-error filter read them)",
+        help="count each agent's and each prompt revision's calls again, sum each agent's days "
+        "again, and count the failed tool calls of calls without the figure (the agents pages "
+        "and the tool-error filter read them)",
         description="Count each agent's and each prompt revision's calls again from the calls, "
-        "and each ended call's "
+        "sum each agent's ended calls per day again (its trends), and count each ended call's "
         "failed tool calls where it has no such figure: after writing calls straight into the "
         "database, after a rolling upgrade, or if a count is in doubt. One transaction: run it "
         "with the server stopped (a call started meanwhile may be missed; run it again).",
@@ -195,6 +196,7 @@ def _rebuild_latency(args: argparse.Namespace) -> int:
 def _rebuild_counts(args: argparse.Namespace) -> int:
     try:
         from .agent_counts import rebuild, rebuild_revisions
+        from .agent_days import rebuild as sum_days
         from .tool_failures import fill
     except ImportError as exc:
         raise _missing(exc) from exc
@@ -205,6 +207,7 @@ def _rebuild_counts(args: argparse.Namespace) -> int:
     def count(connection: Any) -> tuple[int, int]:
         agents = rebuild(connection)
         rebuild_revisions(connection)
+        sum_days(connection)
         failed = fill(connection, progress)
         print(file=sys.stderr)
         return agents, failed

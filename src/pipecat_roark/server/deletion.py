@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 
 from . import schema
 from .agent_counts import uncount_call
+from .agent_days import uncount_call as uncount_days
 from .blobs import call_prefix
 from .database import utcnow
 from .reply_index import forget_call
@@ -48,6 +49,7 @@ async def delete_call(state: ServerState, call_id: str) -> None:
                 .with_for_update()
             )
         ).first()
+        await connection.run_sync(uncount_days, call_id)  # its agent's day, after the call
         await connection.execute(delete(schema.chunks).where(schema.chunks.c.call_id == call_id))
         await connection.execute(
             delete(schema.stitch_jobs).where(schema.stitch_jobs.c.call_id == call_id)

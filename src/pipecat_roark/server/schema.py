@@ -35,6 +35,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "agent_days",
     "agent_prompts",
     "agents",
     "api_keys",
@@ -402,6 +403,22 @@ reply_parts = Table(
 # Every duration of a part, per agent, UTC day and hour and prompt revision ("" for none), as
 # exact comma-separated floats: a window's percentiles read a few rows per day, not every
 # reply; by the hour, so a call-ended rewrites an hour's durations, not a busy day's.
+# Each agent's ended calls per UTC day, summed as its trends need them (server/agent_days.py):
+# the calls, those that carried metrics, their interruptions and bot turns, and every
+# response latency as exact text (``repr``), comma-separated.
+agent_days = Table(
+    "agent_days",
+    metadata,
+    Column("project_id", String(36), ForeignKey("projects.id"), primary_key=True),
+    Column("agent_id", String(36), ForeignKey("agents.id"), primary_key=True),
+    Column("day", Date(), primary_key=True),
+    Column("calls", Integer(), nullable=False),
+    Column("calls_with_metrics", Integer(), nullable=False),
+    Column("interruptions", Integer(), nullable=False),
+    Column("assistant_turns", Integer(), nullable=False),
+    Column("latencies", Text(), nullable=False),
+)
+
 latency_rollups = Table(
     "latency_rollups",
     metadata,
