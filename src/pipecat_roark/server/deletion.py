@@ -28,10 +28,10 @@ async def delete_call(state: ServerState, call_id: str) -> None:
     async with state.begin() as connection:
         # Rows are locked in the order ingest locks them, so that a delete waits for a
         # concurrent request instead of deadlocking with it: the agent (call-started takes
-        # it first), the call, its chunks (a chunk's request and its upload take the call,
-        # then the chunk), then the latency rollups (call-started and call-ended add to them
-        # last). A call's agent never changes once set, so it is read before anything is
-        # locked.
+        # it first), the call, the agent's day (agent_days), its chunks (a chunk's request
+        # and its upload take the call, then the chunk), then the latency rollups
+        # (call-started and call-ended add to them last). A call's agent never changes once
+        # set, so it is read before anything is locked.
         agent_id = await connection.scalar(
             select(schema.calls.c.agent_id).where(schema.calls.c.id == call_id)
         )
