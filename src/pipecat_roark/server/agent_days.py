@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -47,7 +47,7 @@ class _Sums:
     calls_with_metrics: int = 0
     interruptions: int = 0
     assistant_turns: int = 0
-    latencies: list[str] | None = None
+    latencies: list[str] = field(default_factory=list)
 
     def add(self, row: Any) -> None:
         self.calls += 1
@@ -56,8 +56,6 @@ class _Sums:
         self.calls_with_metrics += 1
         self.interruptions += row.interruption_count or 0
         self.assistant_turns += row.assistant_turn_count or 0
-        if self.latencies is None:
-            self.latencies = []
         self.latencies += [repr(float(value)) for value in row.response_latencies]
 
     def values(self) -> dict[str, Any]:
@@ -66,7 +64,7 @@ class _Sums:
             "calls_with_metrics": self.calls_with_metrics,
             "interruptions": self.interruptions,
             "assistant_turns": self.assistant_turns,
-            "latencies": ",".join(self.latencies or ()),
+            "latencies": ",".join(self.latencies),
         }
 
 
@@ -133,7 +131,7 @@ def uncount_call(connection: Connection, call_id: str) -> None:
         connection.execute(delete(_days).where(*match))
         return
     kept = stored.latencies.split(",") if stored.latencies else []
-    for value in sums.latencies or ():
+    for value in sums.latencies:
         if value in kept:
             kept.remove(value)
     connection.execute(
