@@ -72,6 +72,7 @@ def _pages(
 ) -> list[tuple[str, str]]:
     end = shape.end.isoformat()
     week = (shape.end - timedelta(days=6)).isoformat()
+    month = (shape.end - timedelta(days=29)).isoformat()
     word, rare = phrase
     quoted = quote(f'"{word} {rare}"')
     searches = [
@@ -125,7 +126,8 @@ def _pages(
         *searches,
         ("agents list", "/agents"),
         ("agent page (30 days)", f"/agents/{agent}?to={end}&days=30"),
-        ("agent attribution (30 days)", f"/v1/agent/{agent}/latency?from={week}&to={end}"),
+        # What the agent page loads for "Where reply time goes", over the same 30 days.
+        ("agent attribution (30 days)", f"/agents/{agent}/latency.json?from={month}&to={end}"),
         ("call page", f"/calls/{call}"),
         *rest,
         ("GET /v1/agent", "/v1/agent"),
