@@ -351,7 +351,7 @@ class _Hours:
     """Reply rows and hourly rollups of calls given in start order: an hour is written whole."""
 
     def __init__(self) -> None:
-        self.open: dict[Any, list[str]] = {}
+        self.open: dict[Any, list[float]] = {}
         self.hour: tuple[date, int] | None = None
 
     def add(self, call: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from pipecat_roark.server import schema, search_index
 from pipecat_roark.server.database import open_database
+from pipecat_roark.server.durations import unpacked
 from pipecat_roark.server.embed import ensure_project_key, serve_in_background
 from pipecat_roark.server.reply_index import rebuild
 from pipecat_roark.server.settings import ServerSettings
@@ -54,7 +55,7 @@ async def _rows(settings: ServerSettings) -> tuple[list[Any], list[Any], list[An
     async with open_database(settings.resolved_database_url) as engine, engine.connect() as db:
         parts = sorted(tuple(row) for row in await db.execute(select(*columns)))
         rollups = sorted(
-            (*row[:-1], sorted(row[-1].split(",")))
+            (*row[:-1], sorted(unpacked([row[-1]]).tolist()))
             for row in await db.execute(select(rollups_table))
         )
         search = sorted(tuple(row) for row in await db.execute(select(*searched)))

@@ -12,10 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from benchmarks.latency_attribution import PARTS, breakdowns
 from sqlalchemy import select
 
 from pipecat_roark.server import schema
+from pipecat_roark.server.database import MIGRATIONS_DIR, create_engine
+from pipecat_roark.server.durations import unpacked
 from pipecat_roark.server.reply_index import rebuild
 from pipecat_roark.server.settings import ServerSettings
 from tests.server.harness import Harness, run_command
@@ -37,7 +41,7 @@ async def _index(server: Harness) -> tuple[list[Any], list[Any]]:
         sorted(
             (
                 *(row._mapping[c] for c in rollup_columns),
-                sorted(float(v) for v in row.samples.split(",")),
+                sorted(unpacked([row.samples]).tolist()),
             )
             for row in rollup_rows
         ),
@@ -159,10 +163,72 @@ def test_calls_stored_before_the_index_existed_are_indexed_on_upgrade(tmp_path: 
             sa.text("SELECT key, secs FROM reply_parts WHERE call_id = 'c' AND reply_index = 1")
         ).all()
         rollups = old.connection.execute(
-            sa.text("SELECT day, count FROM latency_rollups WHERE key = 'llm_inference'")
+            sa.text("SELECT day, count, samples FROM latency_rollups WHERE key = 'llm_inference'")
         ).all()
     second = metrics[1]["contributions"]
+    llm = sorted(
+        p["durationSecs"]
+        for m in metrics
+        for p in m["contributions"]
+        if p["key"] == "llm_inference"
+    )
+    assert sorted(unpacked([rollups[0].samples]).tolist()) == llm
     assert dict(parts) == {"": sum(p["durationSecs"] for p in second)} | {
         p["key"]: p["durationSecs"] for p in second
     }
-    assert [tuple(row) for row in rollups] == [("2026-01-01", 2)]
+    assert [tuple(row[:2]) for row in rollups] == [("2026-01-01", 2)]
+
+
+def _rollups_as_stored(connection: sa.Connection) -> list[Any]:
+    """Each rollup row by its key, with its durations sorted, whichever way they are kept."""
+    rows = connection.execute(sa.text("SELECT * FROM latency_rollups")).all()
+    out = []
+    for row in rows:
+        stored = row.samples
+        values = (
+            [float(v) for v in stored.split(",")]
+            if isinstance(stored, str)
+            else unpacked([bytes(stored)]).tolist()
+        )
+        key = (row.project_id, row.agent_id, str(row.day)[:10], row.hour, row.prompt_id)
+        out.append((*key, row.key, row.owner, row.owner_kind, row.count, sorted(values)))
+    return sorted(out)
+
+
+@pytest.mark.asyncio
+async def test_an_upgrade_packs_the_durations_and_a_downgrade_writes_them_as_text(
+    settings: ServerSettings,
+) -> None:
+    """0016 makes the rollups again from the parts, on either database, and back."""
+    from tests.server.conftest import open_harness
+
+    async for server in open_harness(settings.replace(run_workers=False)):
+        await _send(server, 6)
+    engine = create_engine(settings.resolved_database_url)
+
+    def migrate(connection: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+
+        def kept() -> list[Any]:
+            return (
+                connection.execute(sa.text("SELECT samples FROM latency_rollups")).scalars().all()
+            )
+
+        assert all(isinstance(stored, bytes) for stored in kept())
+        ingested = _rollups_as_stored(connection)
+        assert len(ingested) == len(PARTS) + 1  # one hour, one prompt: each part and the total
+        assert sum(row[-2] for row in ingested) == 12 * (len(PARTS) + 1)
+        command.downgrade(config, "0015")
+        assert all(isinstance(stored, str) and "," in stored for stored in kept())
+        assert _rollups_as_stored(connection) == ingested
+        command.upgrade(config, "head")
+        assert all(isinstance(stored, bytes) for stored in kept())
+        assert _rollups_as_stored(connection) == ingested
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(migrate)
+    finally:
+        await engine.dispose()

@@ -16,11 +16,11 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+
+from .durations import Durations
 
 __all__ = [
     "TOTAL",
-    "Durations",
     "Part",
     "Reply",
     "Samples",
@@ -37,12 +37,9 @@ Part = tuple[str, str, str]
 TOTAL: Part = ("", "", "")
 """The reply as a whole, kept beside its parts."""
 
-Durations = NDArray[np.float64]
-"""Seconds, in no order: numpy's, since a busy agent's month holds over a million and
-sorting them in Python took most of its attribution's 0.7 s."""
-
 Samples = dict[Part, Durations]
-"""Every duration of each part (and of ``TOTAL``) over some replies."""
+"""Every duration of each part (and of ``TOTAL``) over some replies: numpy's, since a busy
+agent's month holds over a million, and sorting them in Python took 0.4 s."""
 
 
 @dataclass(frozen=True, slots=True)

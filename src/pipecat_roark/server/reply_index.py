@@ -3,9 +3,9 @@
 Calls keep the ``latency_breakdown`` metrics the observer sent; decoding every call's metrics
 for each agent page costs seconds at ten thousand calls. So ingest also writes them twice,
 both exact: one row per part (``reply_parts``, the worst replies read off an index) and every
-duration per agent, UTC hour and prompt revision (``latency_rollups``, percentiles from a
-few rows per day). ``rebuild`` makes both again from the calls (``pipecat-roark
-rebuild-latency``, and the migration that created them).
+duration per agent, UTC hour and prompt revision (``latency_rollups``, packed as
+``durations`` keeps them: percentiles from a few rows per day). ``rebuild`` makes both again
+from the calls (``pipecat-roark rebuild-latency``, and the migration that created them).
 
 Synchronous on purpose: the migration runs it as it is, the server through ``run_sync``.
 """
@@ -17,11 +17,23 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from . import schema
 from .attribution import TOTAL, Part, replies_of
 from .database import dialect_insert
+from .durations import count, packed, without
 
 __all__ = [
     "RollupKey",
@@ -71,23 +83,24 @@ def forget_call(connection: Connection, call_id: str) -> None:
         stored = connection.scalar(select(_rollups.c.samples).where(*match).with_for_update())
         if stored is None:
             continue
-        kept = stored.split(",")
-        for value in values:
-            if value in kept:
-                kept.remove(value)
+        kept = without(stored, values)
         if kept:
             connection.execute(
-                update(_rollups).where(*match).values(count=len(kept), samples=",".join(kept))
+                update(_rollups).where(*match).values(count=count(kept), samples=kept)
             )
         else:
             connection.execute(delete(_rollups).where(*match))
 
 
-def rebuild(connection: Connection, progress: Progress | None = None) -> int:
+def rebuild(
+    connection: Connection, progress: Progress | None = None, *, rollups: bool = True
+) -> int:
     """Both tables made again from every ended call; return how many calls were read.
 
     Agent by agent in start order, so a day's durations are written once, whole, and memory
-    holds one agent-day at a time whatever the number of calls."""
+    holds one agent-day at a time whatever the number of calls. Without ``rollups``, the
+    parts only: the migration that made the tables stored the durations as text, and the one
+    that packed them makes the rollups from the parts."""
     connection.execute(delete(_parts))
     connection.execute(delete(_rollups))
     ended = (_calls.c.ended_received.is_(True), _calls.c.agent_id.is_not(None))
@@ -95,13 +108,13 @@ def rebuild(connection: Connection, progress: Progress | None = None) -> int:
     agents = connection.scalars(select(_calls.c.agent_id).where(*ended).distinct()).all()
     done = 0
     for agent_id in sorted(agents):
-        day: dict[RollupKey, list[str]] = {}
+        day: dict[RollupKey, list[float]] = {}
         for batch in _calls_of(connection, agent_id):
             rows: list[dict[str, Any]] = []
             for call in batch:
                 call_rows = part_rows(call)
                 if call_rows and day and _day_of(call_rows[0]) != _day_of(next(iter(day))):
-                    _write_rollups(connection, day)
+                    _write_rollups(connection, day if rollups else {})
                     day = {}
                 for key, values in grouped_durations(call_rows).items():
                     day.setdefault(key, []).extend(values)
@@ -111,7 +124,7 @@ def rebuild(connection: Connection, progress: Progress | None = None) -> int:
             done += len(batch)
             if progress is not None:
                 progress(done, total)
-        _write_rollups(connection, day)
+        _write_rollups(connection, day if rollups else {})
     return done
 
 
@@ -180,9 +193,9 @@ def _day_of(row: dict[str, Any] | RollupKey) -> tuple[str, str, date]:
     return row[0], row[1], row[2]
 
 
-def grouped_durations(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[str]]:
-    """The rows' durations by rollup row, each as its exact text (``repr`` round-trips)."""
-    out: dict[RollupKey, list[str]] = defaultdict(list)
+def grouped_durations(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[float]]:
+    """The rows' durations by rollup row."""
+    out: dict[RollupKey, list[float]] = defaultdict(list)
     for row in rows:
         started = row["started_at"].astimezone(timezone.utc)
         key = (
@@ -195,36 +208,39 @@ def grouped_durations(rows: Iterable[dict[str, Any]]) -> dict[RollupKey, list[st
             row["owner"],
             row["owner_kind"],
         )
-        out[key].append(repr(float(row["secs"])))
+        out[key].append(float(row["secs"]))
     return out
 
 
-def rollup_rows(groups: dict[RollupKey, list[str]]) -> list[dict[str, Any]]:
+def rollup_rows(groups: dict[RollupKey, list[float]]) -> list[dict[str, Any]]:
     """The ``latency_rollups`` rows of grouped durations, sorted: concurrent writers on
     PostgreSQL then lock rows in the same order."""
     return [
         {
             **dict(zip(_ROLLUP_KEY, key, strict=True)),
             "count": len(values),
-            "samples": ",".join(values),
+            "samples": packed(values),
         }
         for key, values in sorted(groups.items())
     ]
 
 
-def _add_to_rollups(connection: Connection, groups: dict[RollupKey, list[str]]) -> None:
+def _add_to_rollups(connection: Connection, groups: dict[RollupKey, list[float]]) -> None:
     statement = dialect_insert(connection, _rollups).values(rollup_rows(groups))
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=list(_ROLLUP_KEY),
             set_={
                 "count": _rollups.c.count + statement.excluded.count,
-                "samples": _rollups.c.samples + "," + statement.excluded.samples,
+                # SQLite's || makes text of two blobs, byte for byte: CAST makes it a blob.
+                "samples": cast(
+                    _rollups.c.samples.op("||")(statement.excluded.samples), LargeBinary
+                ),
             },
         )
     )
 
 
-def _write_rollups(connection: Connection, groups: dict[RollupKey, list[str]]) -> None:
+def _write_rollups(connection: Connection, groups: dict[RollupKey, list[float]]) -> None:
     if groups:
         connection.execute(insert(_rollups), rollup_rows(groups))

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from typing import Any
 
-import numpy as np
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
-from .attribution import TOTAL, Durations, Part, Reply, Samples
+from .attribution import TOTAL, Part, Reply, Samples
+from .durations import unpacked
 
 __all__ = ["load_samples", "load_slowest", "load_worst"]
 
@@ -46,19 +46,12 @@ async def load_samples(
     )
     if prompt_id is not None:
         query = query.where(_rollups.c.prompt_id == prompt_id)
-    texts: dict[date, dict[Part, list[str]]] = defaultdict(lambda: defaultdict(list))
+    stored: dict[date, dict[Part, list[bytes]]] = defaultdict(lambda: defaultdict(list))
     for row in await connection.execute(query):
-        texts[row.day][(row.key, row.owner, row.owner_kind)].append(row.samples)
+        stored[row.day][(row.key, row.owner, row.owner_kind)].append(row.samples)
     return {
-        day: {part: _durations(rows) for part, rows in parts.items()}
-        for day, parts in texts.items()
+        day: {part: unpacked(rows) for part, rows in parts.items()} for day, parts in stored.items()
     }
-
-
-def _durations(texts: list[str]) -> Durations:
-    """Rows' comma-joined durations as one array. ``numpy.array`` of the words, not
-    ``fromstring``, which stops quietly at a word it cannot read."""
-    return np.array(",".join(texts).split(","), dtype=np.float64)
 
 
 async def load_worst(

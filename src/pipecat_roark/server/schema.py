@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -431,7 +432,7 @@ latency_rollups = Table(
     Column("owner", String(256), primary_key=True),
     Column("owner_kind", String(32), primary_key=True),
     Column("count", Integer(), nullable=False),
-    Column("samples", Text(), nullable=False),
+    Column("samples", LargeBinary(), nullable=False),  # server/durations.py
 )
 
 # Each ended call's searched text (server/search_index.py): ``body`` every word in order, as
