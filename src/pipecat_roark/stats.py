@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["percentile", "percentiles"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["array_percentiles", "percentile", "percentiles"]
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -24,3 +27,11 @@ def percentiles(values: Sequence[float], *shares: float) -> list[float]:
         high = min(low + 1, len(ordered) - 1)
         out.append(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
     return out
+
+
+def array_percentiles(values: NDArray[np.float64], *shares: float) -> list[float]:
+    """The same over an array, by numpy's partial sorts: a busy agent's month of durations
+    is a million or more, which Python's sort took 0.4 s over."""
+    if not values.size:
+        raise ValueError("no values")
+    return [float(v) for v in np.percentile(values, [share * 100 for share in shares])]

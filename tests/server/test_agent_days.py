@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from pipecat_roark.server import schema
 from pipecat_roark.server.agent_days import rebuild
 from pipecat_roark.server.calls import finalise_inactive
+from pipecat_roark.server.durations import unpacked
 from tests.support.migrations import NOW, old_database
 
 from .harness import Harness
@@ -51,7 +52,7 @@ async def _from_calls(server: Harness) -> Sums:
                 entry[1] += 1
                 entry[2] += cuts or 0
                 entry[3] += turns or 0
-                entry[4] += [repr(float(v)) for v in latencies]
+                entry[4] += [float(v) for v in latencies]
     return {key: (a, b, c_, d, sorted(e)) for key, (a, b, c_, d, e) in sums.items()}
 
 
@@ -63,8 +64,8 @@ async def _kept(server: Harness) -> Sums:
     )  # fmt: skip
     async with server.state.reader.connect() as connection:
         return {
-            (agent, day): (calls, metered, cuts, turns, sorted(filter(None, text.split(","))))
-            for agent, day, calls, metered, cuts, turns, text in await connection.execute(query)
+            (agent, day): (calls, metered, cuts, turns, sorted(unpacked([kept]).tolist()))
+            for agent, day, calls, metered, cuts, turns, kept in await connection.execute(query)
         }
 
 
@@ -110,7 +111,7 @@ async def test_the_days_follow_every_way_a_call_counts(server: Harness) -> None:
     answer = await server.client.delete(f"/v1/call/{deleted}", headers=server.headers)
     assert answer.status_code in (200, 204), answer.text
     kept = await _same(server)
-    assert kept[next(k for k in kept if k[1] == date(2026, 3, 1))][4] == ["0.5", "1.25"]
+    assert kept[next(k for k in kept if k[1] == date(2026, 3, 1))][4] == [0.5, 1.25]
     # The last call of a day deleted: the day's row goes.
     for name in ("a", "c", "d"):
         answer = await server.client.delete(
@@ -163,6 +164,10 @@ def test_calls_stored_before_the_days_existed_are_summed_on_upgrade(tmp_path: Pa
                 {"now": NOW, "latencies": latencies},
             )
         old.upgrade()
+        rows = old.connection.execute(sa.text("SELECT * FROM agent_days")).all()
+        assert [tuple(row)[2:-1] for row in rows] == [("2026-01-01", 2, 1, 1, 3)]
+        assert unpacked([rows[0].latencies]).tolist() == [0.5, 1.5]
+        old.downgrade("0016")  # the latencies as that revision kept them
         rows = old.connection.execute(sa.text("SELECT * FROM agent_days")).all()
         assert [tuple(row)[2:] for row in rows] == [("2026-01-01", 2, 1, 1, 3, "0.5,1.5")]
         old.downgrade("0014")  # and back: the table goes

@@ -24,12 +24,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
 from .analytics import DayAggregate, summed
 from .database import dialect_insert
+from .durations import Durations, packed, unpacked, without
 
 __all__ = ["count_call", "rebuild", "recounted", "trend_days", "uncount_call"]
 
@@ -47,7 +60,7 @@ class _Sums:
     calls_with_metrics: int = 0
     interruptions: int = 0
     assistant_turns: int = 0
-    latencies: list[str] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
 
     def add(self, row: Any) -> None:
         self.calls += 1
@@ -56,7 +69,7 @@ class _Sums:
         self.calls_with_metrics += 1
         self.interruptions += row.interruption_count or 0
         self.assistant_turns += row.assistant_turn_count or 0
-        self.latencies += [repr(float(value)) for value in row.response_latencies]
+        self.latencies += map(float, row.response_latencies)
 
     def values(self) -> dict[str, Any]:
         return {
@@ -64,7 +77,7 @@ class _Sums:
             "calls_with_metrics": self.calls_with_metrics,
             "interruptions": self.interruptions,
             "assistant_turns": self.assistant_turns,
-            "latencies": ",".join(self.latencies),
+            "latencies": packed(self.latencies),
         }
 
 
@@ -105,11 +118,8 @@ def count_call(connection: Connection, call_id: str) -> None:
         **dict(zip(_KEY, key, strict=True)), **sums.values()
     )
     new = statement.excluded
-    joined = case(
-        (new.latencies == "", _days.c.latencies),
-        (_days.c.latencies == "", new.latencies),
-        else_=_days.c.latencies + "," + new.latencies,
-    )
+    # SQLite's || makes text of two blobs, byte for byte: CAST makes it a blob.
+    joined = cast(_days.c.latencies.op("||")(new.latencies), LargeBinary)
     added = {name: _days.c[name] + new[name] for name in sums.values() if name != "latencies"}
     connection.execute(
         statement.on_conflict_do_update(
@@ -130,10 +140,6 @@ def uncount_call(connection: Connection, call_id: str) -> None:
     if stored.calls <= 1:
         connection.execute(delete(_days).where(*match))
         return
-    kept = stored.latencies.split(",") if stored.latencies else []
-    for value in sums.latencies:
-        if value in kept:
-            kept.remove(value)
     connection.execute(
         update(_days)
         .where(*match)
@@ -142,7 +148,7 @@ def uncount_call(connection: Connection, call_id: str) -> None:
             calls_with_metrics=stored.calls_with_metrics - sums.calls_with_metrics,
             interruptions=stored.interruptions - sums.interruptions,
             assistant_turns=stored.assistant_turns - sums.assistant_turns,
-            latencies=",".join(kept),
+            latencies=without(stored.latencies, sums.latencies),
         )
     )
 
@@ -170,19 +176,17 @@ def trend_days(
         )
     ).all()
     days: dict[date, DayAggregate] = {}
-    every: list[float] = []
+    every: list[Durations] = []
     for row in rows:
-        # Sorted here, each day's percentiles find them in order, and all the days together
-        # are sorted runs, which Python's sort merges rather than sorting from scratch.
-        latencies = sorted(map(float, row.latencies.split(","))) if row.latencies else []
-        every += latencies
+        latencies = unpacked([row.latencies])
+        every.append(latencies)
         days[row.day] = summed(
             row.calls, row.calls_with_metrics, latencies, row.interruptions, row.assistant_turns
         )
     total = summed(
         sum(d.calls for d in days.values()),
         sum(d.calls_with_metrics for d in days.values()),
-        every,
+        np.concatenate(every) if every else np.empty(0),
         sum(d.interruptions for d in days.values()),
         sum(d.assistant_turns for d in days.values()),
     )

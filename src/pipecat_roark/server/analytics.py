@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..stats import percentile, percentiles
+import numpy as np
+
+from ..stats import array_percentiles, percentile
+from .durations import Durations
 
 __all__ = [
     "TOOL_ERROR_RULE",
@@ -113,16 +116,16 @@ class DayAggregate:
 def summed(
     calls: int,
     with_metrics: int,
-    latencies: Sequence[float],
+    latencies: Durations,
     interruptions: int,
     assistant_turns: int,
 ) -> DayAggregate:
-    """The aggregate of calls already summed (``agent_days``): the latencies sorted once."""
-    p50, p95 = percentiles(latencies, 0.5, 0.95) if latencies else (None, None)
+    """The aggregate of calls already summed (``agent_days``)."""
+    p50, p95 = array_percentiles(latencies, 0.5, 0.95) if latencies.size else (None, None)
     return DayAggregate(
         calls=calls,
         calls_with_metrics=with_metrics,
-        responses=len(latencies),
+        responses=latencies.size,
         latency_p50=p50,
         latency_p95=p95,
         interruptions=interruptions,
@@ -135,7 +138,7 @@ def daily(
 ) -> list[tuple[date, DayAggregate]]:
     """One aggregate per day from ``first`` to ``last`` inclusive, days without calls
     included."""
-    none = summed(0, 0, (), 0, 0)
+    none = summed(0, 0, np.empty(0), 0, 0)
     days: list[tuple[date, DayAggregate]] = []
     day = first
     while day <= last:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..stats import array_percentiles
 from .durations import Durations
 
 __all__ = [
@@ -169,10 +170,8 @@ def _p95(samples: Samples, part: Part) -> float:
 
 
 def _p50_p95(values: Durations) -> tuple[float, float]:
-    """Linear interpolation between the closest ranks, as ``stats.percentiles`` takes them,
-    by partial sorts."""
-    p50, p95 = np.percentile(values, (50, 95))
-    return float(p50), float(p95)
+    p50, p95 = array_percentiles(values, 0.5, 0.95)
+    return p50, p95
 
 
 def _names(part: Part) -> dict[str, str]:

@@ -417,7 +417,7 @@ agent_days = Table(
     Column("calls_with_metrics", Integer(), nullable=False),
     Column("interruptions", Integer(), nullable=False),
     Column("assistant_turns", Integer(), nullable=False),
-    Column("latencies", Text(), nullable=False),
+    Column("latencies", LargeBinary(), nullable=False),  # server/durations.py
 )
 
 latency_rollups = Table(

@@ -28,9 +28,7 @@ def upgrade() -> None:
         sa.Column("assistant_turns", sa.Integer(), nullable=False),
         sa.Column("latencies", sa.Text(), nullable=False),
     )
-    from pipecat_roark.server.agent_days import rebuild
-
-    rebuild(op.get_bind())
+    # Filled by 0017, which keeps the latencies packed: this revision kept them as text.
 
 
 def downgrade() -> None:
