@@ -25,24 +25,13 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (
-    Connection,
-    LargeBinary,
-    and_,
-    cast,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
 from .analytics import DayAggregate, summed
 from .database import dialect_insert
-from .durations import Durations, packed, unpacked, without
+from .durations import Durations, appended, packed, unpacked, without
 
 __all__ = ["count_call", "rebuild", "recounted", "trend_days", "uncount_call"]
 
@@ -118,8 +107,7 @@ def count_call(connection: Connection, call_id: str) -> None:
         **dict(zip(_KEY, key, strict=True)), **sums.values()
     )
     new = statement.excluded
-    # SQLite's || makes text of two blobs, byte for byte: CAST makes it a blob.
-    joined = cast(_days.c.latencies.op("||")(new.latencies), LargeBinary)
+    joined = appended(_days.c.latencies, new.latencies)
     added = {name: _days.c[name] + new[name] for name in sums.values() if name != "latencies"}
     connection.execute(
         statement.on_conflict_do_update(

@@ -9,11 +9,13 @@ by concatenation, in SQL as well.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import ColumnElement, LargeBinary, cast
 
-__all__ = ["WIDTH", "Durations", "count", "packed", "unpacked", "without"]
+__all__ = ["WIDTH", "Durations", "appended", "count", "packed", "unpacked", "without"]
 
 Durations = NDArray[np.float64]
 """Seconds, in no order."""
@@ -26,6 +28,12 @@ WIDTH = _FORMAT.itemsize
 
 def packed(values: Iterable[float]) -> bytes:
     return np.fromiter(values, dtype=_FORMAT).tobytes()
+
+
+def appended(stored: Any, added: Any) -> ColumnElement[bytes]:
+    """SQL for a row's durations with more after them. SQLite's ``||`` makes text of two
+    blobs, byte for byte; ``CAST`` makes it a blob again (PostgreSQL's is one already)."""
+    return cast(stored.op("||")(added), LargeBinary)
 
 
 def unpacked(rows: Sequence[bytes]) -> Durations:

@@ -19,9 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
-    LargeBinary,
     and_,
-    cast,
     delete,
     func,
     insert,
@@ -33,7 +31,7 @@ from sqlalchemy import (
 from . import schema
 from .attribution import TOTAL, Part, replies_of
 from .database import dialect_insert
-from .durations import count, packed, without
+from .durations import appended, count, packed, without
 
 __all__ = [
     "RollupKey",
@@ -232,10 +230,7 @@ def _add_to_rollups(connection: Connection, groups: dict[RollupKey, list[float]]
             index_elements=list(_ROLLUP_KEY),
             set_={
                 "count": _rollups.c.count + statement.excluded.count,
-                # SQLite's || makes text of two blobs, byte for byte: CAST makes it a blob.
-                "samples": cast(
-                    _rollups.c.samples.op("||")(statement.excluded.samples), LargeBinary
-                ),
+                "samples": appended(_rollups.c.samples, statement.excluded.samples),
             },
         )
     )
