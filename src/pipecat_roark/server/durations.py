@@ -1,5 +1,5 @@
-"""Reply durations as the latency rollups keep them: IEEE 754 doubles, little-endian, packed
-end to end, one row's after another's.
+"""Durations as the latency rollups and each agent's day keep them: IEEE 754 doubles,
+little-endian, packed end to end.
 
 An agent's month of replies holds a million durations or more. Kept as text, they took
 200 ms to parse for each attribution. Packed, they are read as they lie, and two rows join

@@ -17,16 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    and_,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from . import schema
 from .attribution import TOTAL, Part, replies_of
