@@ -66,10 +66,11 @@ class ServerState:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     known_keys: KnownKeys = field(default_factory=KnownKeys)
     write_lock: asyncio.Lock | None = None
+    """On SQLite, this process's writers take turns here (see ``begin``)."""
     spans_dropped: int = 0
     """Spans this replica dropped because no call claimed their trace in time."""
     spans_swept_at: float = 0.0
-    """On SQLite, this process's writers take turns here (see ``begin``)."""
+    """When this replica last swept the spans no call claimed (monotonic seconds)."""
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
