@@ -21,23 +21,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, timezone
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
 from .analytics import DayAggregate, summed
 from .database import dialect_insert
 from .durations import Durations, appended, packed, unpacked, without
+from .start_order import call_start, in_start_order
 
 __all__ = ["count_call", "rebuild", "recounted", "trend_days", "uncount_call"]
 
 _days = schema.agent_days
 _calls = schema.calls
-_started = func.coalesce(_calls.c.started_at, _calls.c.created_at, type_=schema.UTCDateTime())
 _KEY = ("project_id", "agent_id", "day")
 _ENDED = "ENDED"
 _BATCH = 2000
@@ -77,7 +77,7 @@ def _figures() -> Any:
         c.project_id,
         c.agent_id,
         c.status,
-        _started.label("started"),
+        call_start.label("started"),
         c.response_latencies,
         c.interruption_count,
         c.assistant_turn_count,
@@ -191,14 +191,8 @@ def rebuild(connection: Connection, progress: Callable[[int, int], None] | None 
     done = 0
     for agent_id in sorted(agents):
         day: tuple[tuple[str, str, date], _Sums] | None = None
-        after: tuple[datetime, str] | None = None
-        while True:
-            query = _figures().where(*counts, _calls.c.agent_id == agent_id)
-            if after is not None:
-                query = query.where(
-                    or_(_started > after[0], and_(_started == after[0], _calls.c.id > after[1]))
-                )
-            batch = connection.execute(query.order_by(_started, _calls.c.id).limit(_BATCH)).all()
+        calls = _figures().where(*counts, _calls.c.agent_id == agent_id)
+        for batch in in_start_order(connection, calls, _BATCH):
             for row in batch:
                 key = _key(row)
                 if day is not None and day[0] != key:
@@ -208,11 +202,8 @@ def rebuild(connection: Connection, progress: Callable[[int, int], None] | None 
                     day = (key, _Sums())
                 day[1].add(row)
             done += len(batch)
-            if progress is not None and batch:
+            if progress is not None:
                 progress(done, total)
-            if len(batch) < _BATCH:
-                break
-            after = (batch[-1].started, batch[-1].id)
         if day is not None:
             _write(connection, *day)
     return done

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..stats import percentile
@@ -22,7 +22,7 @@ from .agent_days import trend_days
 from .analytics import DayAggregate, daily, metric_entries
 from .auth import ProjectId
 from .errors import ERROR_RESPONSES, ApiError
-from .schema import UTCDateTime
+from .start_order import call_start
 from .state import ServerState, get_state
 from .views import iso
 
@@ -49,7 +49,7 @@ _calls = schema.calls
 
 def call_started() -> ColumnElement[datetime]:
     """When a call started, or when the server first heard of it (never NULL)."""
-    return func.coalesce(_calls.c.started_at, _calls.c.created_at, type_=UTCDateTime())
+    return call_start
 
 
 class _Out(BaseModel):

@@ -13,16 +13,17 @@ Synchronous on purpose: the migration runs it as it is, the server through ``run
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import date, timezone
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from . import schema
 from .attribution import TOTAL, Part, replies_of
 from .database import dialect_insert
 from .durations import appended, count, packed, without
+from .start_order import call_start, in_start_order
 
 __all__ = [
     "RollupKey",
@@ -37,7 +38,6 @@ __all__ = [
 _parts = schema.reply_parts
 _rollups = schema.latency_rollups
 _calls = schema.calls
-_started = func.coalesce(_calls.c.started_at, _calls.c.created_at, type_=schema.UTCDateTime())
 _KEY_LENGTHS = (128, 256, 32)
 _ROLLUP_KEY = ("project_id", "agent_id", "day", "hour", "prompt_id", "key", "owner", "owner_kind")
 _BATCH = 2000
@@ -98,7 +98,8 @@ def rebuild(
     done = 0
     for agent_id in sorted(agents):
         day: dict[RollupKey, list[float]] = {}
-        for batch in _calls_of(connection, agent_id):
+        calls = _call_query().where(_calls.c.agent_id == agent_id)
+        for batch in in_start_order(connection, calls, _BATCH):
             rows: list[dict[str, Any]] = []
             for call in batch:
                 call_rows = part_rows(call)
@@ -120,25 +121,8 @@ def rebuild(
 def _call_query() -> Any:
     c = _calls.c
     return select(
-        c.id, c.project_id, c.agent_id, c.prompt_id, _started.label("started"), c.metrics
+        c.id, c.project_id, c.agent_id, c.prompt_id, call_start.label("started"), c.metrics
     ).where(c.ended_received.is_(True), c.agent_id.is_not(None))
-
-
-def _calls_of(connection: Connection, agent_id: str) -> Iterable[Sequence[Any]]:
-    """An agent's ended calls in start order, a batch at a time (keyset, not offsets)."""
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = _call_query().where(_calls.c.agent_id == agent_id)
-        if after is not None:
-            query = query.where(
-                or_(_started > after[0], and_(_started == after[0], _calls.c.id > after[1]))
-            )
-        batch = connection.execute(query.order_by(_started, _calls.c.id).limit(_BATCH)).all()
-        if batch:
-            yield batch
-        if len(batch) < _BATCH:
-            return
-        after = (batch[-1].started, batch[-1].id)
 
 
 def part_rows(call: Any) -> list[dict[str, Any]]:
