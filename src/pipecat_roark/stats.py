@@ -30,8 +30,18 @@ def percentiles(values: Sequence[float], *shares: float) -> list[float]:
 
 
 def array_percentiles(values: NDArray[np.float64], *shares: float) -> list[float]:
-    """The same over an array, by numpy's partial sorts: a busy agent's month of durations
-    is a million or more, which Python's sort took 0.4 s over."""
+    """The same over an array, from a partial sort around the ranks they fall between: a
+    busy agent's month of durations is a million or more, which Python's sort took 0.4 s
+    over, and ``numpy.percentile`` costs twice this on an agent's day of a few thousand."""
     if not values.size:
         raise ValueError("no values")
-    return [float(v) for v in np.percentile(values, [share * 100 for share in shares])]
+    last = values.size - 1
+    positions = [last * share for share in shares]
+    lows = [int(position) for position in positions]
+    ranks = sorted({*lows, *(min(low + 1, last) for low in lows)})
+    ordered = np.partition(values, ranks)
+    out = []
+    for position, low in zip(positions, lows, strict=True):
+        below, above = float(ordered[low]), float(ordered[min(low + 1, last)])
+        out.append(below + (above - below) * (position - low))
+    return out

@@ -6,13 +6,14 @@ import asyncio
 import struct
 from typing import Any
 
+import numpy as np
 import pytest
 from pipecat.frames.frames import Frame, InterruptionFrame, TextFrame, TTSTextFrame
 from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from pipecat_roark.observer.speech import SpeechActivity, overlap_ms, union
-from pipecat_roark.stats import percentile
+from pipecat_roark.stats import array_percentiles, percentile, percentiles
 from pipecat_roark.wire import METRIC_KINDS, CallEnded
 from tests.observer.helpers import channel, observer_for, roles_and_texts, speech_spans
 from tests.support.backend import RecordingBackend
@@ -219,6 +220,16 @@ def test_pauses_shorter_than_200_ms_do_not_split_a_stretch() -> None:
 )
 def test_percentile_interpolates(values: list[float], share: float, expected: float) -> None:
     assert percentile(values, share) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 20, 7_501, 225_000])
+def test_the_array_percentiles_are_the_same_figures(size: int) -> None:
+    """The server's percentiles over arrays (a partial sort) equal these, to the last bit."""
+    values = np.round(np.random.default_rng(size).lognormal(-1.0, 0.4, size), 3)
+    shares = (0.0, 0.05, 0.5, 0.95, 1.0)
+    assert array_percentiles(values, *shares) == percentiles(values.tolist(), *shares)
+    with pytest.raises(ValueError, match="no values"):
+        array_percentiles(values[:0], 0.5)
 
 
 async def test_the_vad_places_the_user_turn_on_the_speech_it_heard(
