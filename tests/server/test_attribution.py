@@ -41,6 +41,18 @@ PARTS = {
 }
 
 
+TOOL_CALLS = [
+    {"kind": "tool_call", "toolCallId": "t1", "name": "check_availability", "audioOffsetMs": 5000},
+    {"kind": "tool_result", "toolCallId": "t1", "content": "no errors, 3 tables free",
+     "audioOffsetMs": 6000},
+    {"kind": "tool_call", "toolCallId": "t2", "name": "book_table", "audioOffsetMs": 8000},
+    {"kind": "tool_result", "toolCallId": "t2", "content": {"error": "no table"},
+     "audioOffsetMs": 9000},
+    {"kind": "tool_call", "toolCallId": "t3", "name": "send_sms", "audioOffsetMs": 11000},
+]  # fmt: skip
+"""A tool that worked (its answer mentions errors), one that failed, one never answered."""
+
+
 def generated_calls() -> list[dict[str, Any]]:
     """Two replies per call; the whole set is the same on every run."""
     rng = random.Random(19)
@@ -102,6 +114,7 @@ async def _store(state: Any, agent_custom_id: str, calls: list[dict[str, Any]]) 
                     "ended_received": True,
                     "started_at": started,
                     "metrics": call["metrics"],
+                    "tool_calls": call.get("tool_calls"),
                     "stitch_count": 0,
                     "created_at": started,
                     "updated_at": started,
@@ -183,7 +196,11 @@ async def test_slowest_replies_from_the_command_line(
     settings = ServerSettings(data_dir=tmp_path / "data", run_workers=False)
     key = await ensure_project_key(settings, "acme")
     recent = [
-        {**call, "day": datetime.now(timezone.utc).date() - timedelta(days=1)}
+        {
+            **call,
+            "day": datetime.now(timezone.utc).date() - timedelta(days=1),
+            "tool_calls": TOOL_CALLS,
+        }
         for call in calls[:200]
     ]
     async with serve_in_background(settings) as base_url:
@@ -206,7 +223,13 @@ async def test_slowest_replies_from_the_command_line(
     assert [r["latencySecs"] for r in replies] == pytest.approx(totals, abs=1e-9)
     assert replies[0]["link"].startswith(f"{base_url}/calls/")
     assert {c["key"] for c in replies[0]["contributions"]} == {k for k, _, _ in PARTS}
-    assert replies[0]["toolErrors"] == []
+    # The list's rule (a result holding "error" in quotes, a call never answered), not any
+    # result that mentions an error.
+    assert replies[0]["toolErrors"] == [
+        {"toolCallId": "t2", "name": "book_table", "content": '{"error": "no table"}',
+         "audioOffsetMs": 9000},
+        {"toolCallId": "t3", "name": "send_sms", "content": None, "audioOffsetMs": 11000},
+    ]  # fmt: skip
 
 
 async def test_what_got_slower_between_two_prompt_revisions(

@@ -26,6 +26,7 @@ __all__ = [
     "call_figures",
     "daily",
     "failed_tool_calls",
+    "failed_tools",
     "metric_entries",
     "summed",
 ]
@@ -46,20 +47,40 @@ def _latencies(metrics: Sequence[Any]) -> list[float]:
     return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
 
 
-def failed_tool_calls(tool_calls: Sequence[Any] | None) -> int:
-    """How many of the call's tool calls failed (``TOOL_ERROR_RULE``): results whose text
-    contains ``"error"``, and calls no result answered."""
+def failed_tools(tool_calls: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """The call's failed tool calls (``TOOL_ERROR_RULE``), in the order they were recorded:
+    each result whose text contains ``"error"``, and each call no result answered, with
+    the name of the tool that was called. One rule for the list's filter, the count kept in
+    the call's row and the replies that show a call's tool errors."""
     records = [t for t in tool_calls or () if isinstance(t, dict)]
     answered = {t.get("toolCallId") for t in records if t.get("kind") == "tool_result"}
-    failed = 0
+    names = {t.get("toolCallId"): t.get("name") for t in records if t.get("kind") == "tool_call"}
+    failed = []
     for record in records:
-        if record.get("kind") == "tool_call":
-            failed += record.get("toolCallId") not in answered
-        elif record.get("kind") == "tool_result":
-            content = record.get("content")
-            text = content if isinstance(content, str) else json.dumps(content)
-            failed += _ERROR_MARK in text
+        kind = record.get("kind")
+        if kind == "tool_call" and record.get("toolCallId") not in answered:
+            content = None
+        elif kind == "tool_result":
+            raw = record.get("content")
+            content = raw if isinstance(raw, str) else json.dumps(raw)
+            if _ERROR_MARK not in content:
+                continue
+        else:
+            continue
+        failed.append(
+            {
+                "toolCallId": record.get("toolCallId"),
+                "name": names.get(record.get("toolCallId")),
+                "content": content,
+                "audioOffsetMs": record.get("audioOffsetMs"),
+            }
+        )
     return failed
+
+
+def failed_tool_calls(tool_calls: Sequence[Any] | None) -> int:
+    """How many of the call's tool calls failed (``failed_tools``)."""
+    return len(failed_tools(tool_calls))
 
 
 def call_figures(

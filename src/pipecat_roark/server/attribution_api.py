@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import schema
+from .analytics import failed_tools
 from .analytics_api import trend_range
 from .attribution import attribute, merged, slower, slowest
 from .auth import ProjectId
@@ -137,30 +138,14 @@ async def _agent_id(connection: AsyncConnection, project_id: str, agent: str) ->
 
 
 async def _tool_errors(connection: AsyncConnection, call_ids: set[str]) -> dict[str, list[Any]]:
-    """Tool results that report an error, per call (a result whose content mentions
-    "error"), each with the name of the tool that was called."""
+    """Each call's failed tool calls (``analytics.failed_tools``), for the calls that have
+    some."""
     if not call_ids:
         return {}
     rows = await connection.execute(
         select(_calls.c.id, _calls.c.tool_calls).where(_calls.c.id.in_(call_ids))
     )
-    out: dict[str, list[Any]] = {}
-    for row in rows:
-        records = [r for r in row.tool_calls or () if isinstance(r, dict)]
-        calls = (r for r in records if r.get("kind") == "tool_call")
-        names = {r.get("toolCallId"): r.get("name") for r in calls}
-        for record in records:
-            content = str(record.get("content", ""))
-            if record.get("kind") == "tool_result" and "error" in content.lower():
-                out.setdefault(row.id, []).append(
-                    {
-                        "toolCallId": record.get("toolCallId"),
-                        "name": names.get(record.get("toolCallId")),
-                        "content": content,
-                        "audioOffsetMs": record.get("audioOffsetMs"),
-                    }
-                )
-    return out
+    return {row.id: failed for row in rows if (failed := failed_tools(row.tool_calls))}
 
 
 def _midnight(day: date) -> datetime:
