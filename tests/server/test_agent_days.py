@@ -173,3 +173,25 @@ def test_calls_stored_before_the_days_existed_are_summed_on_upgrade(tmp_path: Pa
         old.downgrade("0014")  # and back: the table goes
         tables = old.connection.execute(sa.text("SELECT name FROM sqlite_master"))
         assert "agent_days" not in [row[0] for row in tables]
+
+
+async def test_a_call_in_progress_is_not_read_again_to_count_it(server: Harness) -> None:
+    """The usual order (call-started, then call-ended) reads nothing for the days or the
+    search index beyond what the request itself stores: on SQLite each statement of a write
+    is time every other writer waits, and a burst of calls starting is all writes."""
+
+    def ingest_reads(statement: str) -> bool:
+        """Reads of a call's figures (to count it), of the index, or of its text."""
+        read = statement.lstrip().upper().startswith("SELECT")
+        looked_for = ("response_latencies", "call_search", "transcript_text")
+        return read and any(name in statement for name in looked_for)
+
+    with statements_run(server, ingest_reads) as reads:
+        await server.start("e", agentId="days")
+        assert reads == []
+        await server.end("e", metrics=_metrics(0.5, 1.25), **_on("2026-03-01"))
+    # call-ended reads the call's figures once, to add them to its day; its text is in hand.
+    (figures,) = reads
+    assert "call_search" not in figures[0]
+    assert "transcript_text" not in figures[0]
+    assert [entry[0] for entry in (await _same(server)).values()] == [1]

@@ -142,12 +142,20 @@ def uncount_call(connection: Connection, call_id: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def recounted(connection: AsyncConnection, call_id: str) -> AsyncIterator[None]:
+async def recounted(
+    connection: AsyncConnection, call_id: str, *, was_ended: bool, ends: bool = False
+) -> AsyncIterator[None]:
     """Around a write that may change what the call counts as: uncounted before, counted
-    after."""
-    await connection.run_sync(uncount_call, call_id)
+    after. ``was_ended``: the call is ENDED as the write begins (read under the call's
+    lock); ``ends``: the write makes it ENDED. Only an ended call counts, so a call that is
+    neither is left alone: no read at all, which keeps the common case (call-started, or
+    call-ended of a call still in progress) as short as it was, since on SQLite every
+    statement in a write transaction is time the other writers wait."""
+    if was_ended:
+        await connection.run_sync(uncount_call, call_id)
     yield
-    await connection.run_sync(count_call, call_id)
+    if was_ended or ends:
+        await connection.run_sync(count_call, call_id)
 
 
 def trend_days(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Executable, and_, bindparam, select, update
+from sqlalchemy import Executable, and_, bindparam, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..wire import CallEnded, CallStarted, ToolCall
@@ -27,7 +27,7 @@ from .errors import ApiError
 from .jobs import enqueue_stitch
 from .reply_index import index_call
 from .sanitise import MAX_DEPTH, Repair, nesting_depth, repair
-from .search_index import index_call as index_search
+from .search_index import index_ended_call
 
 __all__ = [
     "ENDED",
@@ -294,14 +294,12 @@ async def record_call_started(
         "prompt_id": prompt_id,
         "ingest_warnings": _merged(stored.ingest_warnings, repairs),
     }
-    async with recounted(connection, call.id):  # an ended call now has its agent
-        await _touch(connection, call.id, **values)
+    # An ended call now has its agent.
+    async with recounted(connection, call.id, was_ended=call.status == ENDED):
         # call-ended may have set started_at from callStartedAt already; keep that one.
-        await connection.execute(
-            update(schema.calls)
-            .where(schema.calls.c.id == call.id, schema.calls.c.started_at.is_(None))
-            .values(started_at=started_at)
-        )
+        column = schema.calls.c.started_at
+        kept_start = func.coalesce(column, literal(started_at, column.type))
+        await _touch(connection, call.id, **values, started_at=kept_start)
         await count_call(connection, agent_id, prompt_id)  # the agent's row before its days'
     await connection.run_sync(index_call, call.id)
     return call, True
@@ -432,7 +430,9 @@ async def record_call_ended(
         _dump(body.toolCalls),
         _dump(body.metrics),
     )
-    async with recounted(connection, call.id):  # ended by inactivity, it counted already
+    transcript_text = _transcript_text(body)
+    # Ended by inactivity, it counted already.
+    async with recounted(connection, call.id, was_ended=call.status == ENDED, ends=True):
         await _touch(
             connection,
             call.id,
@@ -447,14 +447,14 @@ async def record_call_ended(
             sample_rate=body.recordingSampleRate,
             num_channels=body.recordingNumChannels,
             transcript=transcript,
-            transcript_text=_transcript_text(body),
+            transcript_text=transcript_text,
             tool_calls=tool_calls,
             metrics=metrics,
             ingest_warnings=_merged(stored.ingest_warnings, repairs),
             **call_figures(transcript, tool_calls, metrics),
         )
     await connection.run_sync(index_call, call.id)
-    await connection.run_sync(index_search, call.id)
+    await connection.run_sync(index_ended_call, call.id, project_id, transcript_text, tool_calls)
     await enqueue_stitch(connection, call.id, utcnow())
     return CallRef(call.id, ENDED, body.recordingNumChannels), True
 

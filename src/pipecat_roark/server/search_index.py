@@ -20,7 +20,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 from . import schema, search_counts
 from .search_terms import TOO_MANY_WORDS, call_text, document
 
-__all__ = ["TOO_MANY_WORDS", "forget_call", "index_call", "rebuild", "row_of"]
+__all__ = ["TOO_MANY_WORDS", "forget_call", "index_ended_call", "rebuild", "row_of"]
 
 _TSVECTOR_BUDGET = 700_000  # bytes, well under PostgreSQL's 1 048 575
 _BATCH = 500
@@ -41,21 +41,20 @@ def row_of(call_id: str, transcript_text: str | None, tool_calls: Any) -> dict[s
     }
 
 
-def index_call(connection: Connection, call_id: str) -> bool:
-    """Index an ended call's text once; whether a row was written."""
-    if connection.scalar(select(_search.c.id).where(_search.c.call_id == call_id)):
-        return False
-    row = connection.execute(
-        select(_calls.c.project_id, _calls.c.transcript_text, _calls.c.tool_calls).where(
-            _calls.c.id == call_id, _calls.c.ended_received.is_(True)
-        )
-    ).first()
-    if row is None:
-        return False
-    searched = row_of(call_id, row.transcript_text, row.tool_calls)
+def index_ended_call(
+    connection: Connection,
+    call_id: str,
+    project_id: str,
+    transcript_text: str | None,
+    tool_calls: Any,
+) -> None:
+    """Index a call that call-ended has just ended, with the text it stored. Call-ended ends
+    a call once, under the call's lock, and only an ended call is indexed, so the call has
+    no row yet: nothing is read (on SQLite every statement of a write is time the other
+    writers wait)."""
+    searched = row_of(call_id, transcript_text, tool_calls)
     connection.execute(insert(_search).values(searched))
-    search_counts.add_call(connection, row.project_id, searched["body"])
-    return True
+    search_counts.add_call(connection, project_id, searched["body"])
 
 
 def forget_call(connection: Connection, call_id: str) -> None:
