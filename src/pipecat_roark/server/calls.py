@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Executable, and_, bindparam, func, literal, select, update
+from sqlalchemy import Executable, Row, and_, bindparam, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..wire import CallEnded, CallStarted, ToolCall
@@ -126,15 +127,28 @@ async def _call(
     connection: AsyncConnection, project_id: str, pipecat_call_id: str, *, lock: bool = False
 ) -> CallRef:
     """The project's call with this id, created (IN_PROGRESS) by whichever request comes first."""
+    call, _ = await _stored_call(connection, project_id, pipecat_call_id, (), lock=lock)
+    return call
+
+
+async def _stored_call(
+    connection: AsyncConnection,
+    project_id: str,
+    pipecat_call_id: str,
+    columns: Sequence[str],
+    *,
+    lock: bool = False,
+) -> tuple[CallRef, Row[Any]]:
+    """``_call``, with the stored ``columns`` an event needs read in the same statement."""
     row = await insert_or_select(
         connection,
         schema.calls,
         _new_call(project_id, pipecat_call_id, utcnow()),
         ("project_id", "pipecat_call_id"),
-        columns=("id", "status", "num_channels"),
+        columns=("id", "status", "num_channels", *columns),
         lock=lock,
     )
-    return CallRef(row.id, row.status, row.num_channels)
+    return CallRef(row.id, row.status, row.num_channels), row
 
 
 @dataclass(frozen=True)
@@ -221,6 +235,16 @@ async def _agent_id(
     connection: AsyncConnection, project_id: str, custom_id: str, name: str | None
 ) -> str:
     """The agent is registered on first sight; a new ``agentName`` renames it."""
+    agents = schema.agents.c
+    known = (
+        await connection.execute(
+            select(agents.id, agents.name).where(
+                agents.project_id == project_id, agents.custom_id == custom_id
+            )
+        )
+    ).first()
+    if known is not None and (name is None or known.name == name):
+        return str(known.id)  # nearly every call: one read
     now = utcnow()
     row = await insert_or_select(
         connection,
@@ -243,6 +267,12 @@ async def _agent_id(
 async def _prompt_id(connection: AsyncConnection, agent_id: str, prompt: str) -> str:
     """Each distinct prompt text of an agent is kept once, as a revision."""
     digest = hashlib.sha256(prompt.encode()).hexdigest()
+    prompts = schema.agent_prompts.c
+    known = await connection.scalar(
+        select(prompts.id).where(prompts.agent_id == agent_id, prompts.prompt_sha256 == digest)
+    )
+    if known is not None:
+        return str(known)
     row = await insert_or_select(
         connection,
         schema.agent_prompts,
@@ -277,14 +307,13 @@ async def record_call_started(
     prompt_id = (
         await _prompt_id(connection, agent_id, body.agentPrompt) if body.agentPrompt else None
     )
-    call = await _call(connection, project_id, body.pipecatCallId, lock=True)
-    stored = (
-        await connection.execute(
-            select(schema.calls.c.started_received, schema.calls.c.ingest_warnings).where(
-                schema.calls.c.id == call.id
-            )
-        )
-    ).one()
+    call, stored = await _stored_call(
+        connection,
+        project_id,
+        body.pipecatCallId,
+        ("started_received", "ended_received", "ingest_warnings"),
+        lock=True,
+    )
     if stored.started_received:
         await _touch(connection, call.id)
         return call, False
@@ -301,7 +330,8 @@ async def record_call_started(
         kept_start = func.coalesce(column, literal(started_at, column.type))
         await _touch(connection, call.id, **values, started_at=kept_start)
         await count_call(connection, agent_id, prompt_id)  # the agent's row before its days'
-    await connection.run_sync(index_call, call.id)
+    if stored.ended_received:  # its replies wait for their agent (call-ended indexes the rest)
+        await connection.run_sync(index_call, call.id)
     return call, True
 
 
@@ -404,18 +434,13 @@ async def record_call_ended(
     ended_at = _parse_time(body.callEndedAt, "callEndedAt", repairs) or event_at
     ended_reason = _fit(body.callEndedReason, _ENDED_REASON_LENGTH, "callEndedReason", repairs)
     _note_deep_arguments(body, repairs)
-    call = await _call(connection, project_id, body.pipecatCallId, lock=True)
-    stored = (
-        await connection.execute(
-            select(
-                schema.calls.c.ended_received,
-                schema.calls.c.sample_rate,
-                schema.calls.c.num_channels,
-                schema.calls.c.started_at,
-                schema.calls.c.ingest_warnings,
-            ).where(schema.calls.c.id == call.id)
-        )
-    ).one()
+    call, stored = await _stored_call(
+        connection,
+        project_id,
+        body.pipecatCallId,
+        ("ended_received", "sample_rate", "started_at", "ingest_warnings"),
+        lock=True,
+    )
     if stored.ended_received:
         _check_same_format(body, stored.sample_rate, stored.num_channels)
         await _touch(connection, call.id)
