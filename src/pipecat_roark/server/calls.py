@@ -123,14 +123,6 @@ def _new_call(project_id: str, pipecat_call_id: str, now: datetime) -> dict[str,
     }
 
 
-async def _call(
-    connection: AsyncConnection, project_id: str, pipecat_call_id: str, *, lock: bool = False
-) -> CallRef:
-    """The project's call with this id, created (IN_PROGRESS) by whichever request comes first."""
-    call, _ = await _stored_call(connection, project_id, pipecat_call_id, (), lock=lock)
-    return call
-
-
 async def _stored_call(
     connection: AsyncConnection,
     project_id: str,
@@ -139,7 +131,8 @@ async def _stored_call(
     *,
     lock: bool = False,
 ) -> tuple[CallRef, Row[Any]]:
-    """``_call``, with the stored ``columns`` an event needs read in the same statement."""
+    """The project's call with this id, created (IN_PROGRESS) by whichever request comes
+    first, with the stored ``columns`` the event needs, read in the same statement."""
     row = await insert_or_select(
         connection,
         schema.calls,
