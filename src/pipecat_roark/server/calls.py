@@ -228,16 +228,6 @@ async def _agent_id(
     connection: AsyncConnection, project_id: str, custom_id: str, name: str | None
 ) -> str:
     """The agent is registered on first sight; a new ``agentName`` renames it."""
-    agents = schema.agents.c
-    known = (
-        await connection.execute(
-            select(agents.id, agents.name).where(
-                agents.project_id == project_id, agents.custom_id == custom_id
-            )
-        )
-    ).first()
-    if known is not None and (name is None or known.name == name):
-        return str(known.id)  # nearly every call: one read
     now = utcnow()
     row = await insert_or_select(
         connection,
@@ -253,6 +243,7 @@ async def _agent_id(
         ("project_id", "custom_id"),
         update_on_conflict={"name": name, "updated_at": now} if name else None,
         update_where=schema.agents.c.name.is_distinct_from(name),
+        read_first=True,
     )
     return str(row.id)
 
@@ -260,12 +251,6 @@ async def _agent_id(
 async def _prompt_id(connection: AsyncConnection, agent_id: str, prompt: str) -> str:
     """Each distinct prompt text of an agent is kept once, as a revision."""
     digest = hashlib.sha256(prompt.encode()).hexdigest()
-    prompts = schema.agent_prompts.c
-    known = await connection.scalar(
-        select(prompts.id).where(prompts.agent_id == agent_id, prompts.prompt_sha256 == digest)
-    )
-    if known is not None:
-        return str(known)
     row = await insert_or_select(
         connection,
         schema.agent_prompts,
@@ -277,6 +262,7 @@ async def _prompt_id(connection: AsyncConnection, agent_id: str, prompt: str) ->
             "created_at": utcnow(),
         },
         ("agent_id", "prompt_sha256"),
+        read_first=True,
     )
     return str(row.id)
 
