@@ -18,7 +18,7 @@ order, so each hour's rollups are written once, whole), and its searched text in
 ``call_search`` (``search_index.row_of``). ``tests/benchmarks/test_dataset.py`` checks them
 against ``reply_index.rebuild`` and ``search_index.rebuild``. Each agent's call count and
 each revision's and each word's are counted, and each agent's days summed, at the end
-(``agent_counts``, ``agent_days.rebuild``, ``search_counts.rebuild``).
+(``agent_counts``, ``agent_days.rebuild``, ``search_counts.rebuild``, ``search_sets.rebuild``).
 Deterministic for a seed.
 
 ``python -m benchmarks.dataset --database-url URL --calls N [--seed S]``
@@ -451,7 +451,7 @@ async def generate(
     database_url: str, shape: Shape, *, project: str = "bench", progress: Progress | None = None
 ) -> None:
     """Write ``shape.calls`` calls into the project named ``project`` (made if missing)."""
-    from pipecat_roark.server import agent_counts, agent_days, schema, search_counts
+    from pipecat_roark.server import agent_counts, agent_days, schema, search_counts, search_sets
     from pipecat_roark.server.auth import ensure_project
     from pipecat_roark.server.database import open_database
 
@@ -481,6 +481,7 @@ async def generate(
             await connection.run_sync(agent_counts.rebuild_revisions)
             await connection.run_sync(agent_days.rebuild)
             await connection.run_sync(search_counts.rebuild)
+            await connection.run_sync(search_sets.rebuild)
             # As after months of ingest: the planner's statistics.
             await connection.exec_driver_sql("ANALYZE")
         if not sqlite:

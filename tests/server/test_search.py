@@ -397,11 +397,15 @@ async def test_an_upgrade_indexes_the_calls_stored_and_a_downgrade_drops_it(sett
             )  # fmt: skip
         command.upgrade(config, "head")
         rows = connection.execute(sa.text("SELECT call_id, body FROM call_search")).all()
-        counts = connection.execute(sa.text("SELECT * FROM search_word_counts")).all()
-        # Each word of the ended call, counted once (twice-said words too).
+        counts = connection.execute(
+            sa.text("SELECT project_id, word, calls, has_set FROM search_word_counts")
+        ).all()
+        # Each word of the ended call, counted once (twice-said words too); one call is too
+        # few for a word to have a set of calls.
         assert sorted(tuple(row) for row in counts) == [
-            ("p", word, 1) for word in sorted(set(rows[0][1].split()) - {"z0x"})
+            ("p", word, 1, False) for word in sorted(set(rows[0][1].split()) - {"z0x"})
         ]
+        assert connection.execute(sa.text("SELECT * FROM search_word_sets")).all() == []
         command.downgrade(config, "0006")  # and back: the index and its structures go
         names = sa.inspect(connection).get_table_names()
         assert [name for name in names if name.startswith(("call_search", "search_"))] == []

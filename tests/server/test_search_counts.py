@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -69,6 +70,17 @@ async def _check_rebuild(server: Harness) -> None:
     assert await _counts(server) == kept
 
 
+async def store_in_another_project(server: Harness, calls: list[dict[str, Any]]) -> None:
+    other = Harness(
+        client=server.client,
+        key=await ensure_project_key(server.settings, "other"),
+        settings=server.settings,
+        app=server.app,
+    )
+    for call in calls:
+        await _store(other, call)
+
+
 async def test_counts_follow_ingest_deletion_and_projects_as_a_scan_does(
     server: Harness,
 ) -> None:
@@ -88,14 +100,7 @@ async def test_counts_follow_ingest_deletion_and_projects_as_a_scan_does(
     for call in calls:
         await _store(server, call)
     # Another project's calls hold the same words, and are counted apart.
-    other = Harness(
-        client=server.client,
-        key=await ensure_project_key(server.settings, "other"),
-        settings=server.settings,
-        app=server.app,
-    )
-    for call in _generated(20, seed=12):
-        await _store(other, call)
+    await store_in_another_project(server, _generated(20, seed=12))
 
     await _check_totals(server, calls)
     await _check_rebuild(server)
@@ -137,21 +142,38 @@ async def test_calls_ending_and_deleted_at_once_are_each_counted_once(server: Ha
     in one order, or one of them would fail as a deadlock (a 500)."""
     words = ["alpha", "bravo", "charlie", "delta", "echo"]
 
+    def text(index: int) -> str:
+        return " ".join([*random.Random(index).sample(words, len(words)), f"w{index}"])
+
+    kept = await ending_and_deleted_at_once(server, text)
+    for word in [*words, "w0", "w12", "w30"]:
+        assert await _api_total(server, searchText=word) == len(_expected(kept, word)), word
+    await _check_rebuild(server)
+
+
+async def ending_and_deleted_at_once(
+    server: Harness,
+    text: Callable[[int], str],
+    stored: Callable[[], Awaitable[None]] | None = None,
+) -> list[dict[str, Any]]:
+    """24 calls stored (then ``stored()``), 12 of them deleted while 24 more end, all at
+    once; return the calls kept. ``text(index)``: what call ``index`` says."""
+
     def call(index: int) -> dict[str, Any]:
-        shuffled = random.Random(index).sample(words, len(words))
-        text = " ".join([*shuffled, f"w{index}"])
         return {
             "id": f"many-{index}",
             "agent": "agent-1",
             "day": "2026-01-01",
             "ended": True,
-            "transcript": [{"role": "user", "content": text, **_AT}],
+            "transcript": [{"role": "user", "content": text(index), **_AT}],
             "toolCalls": [],
         }
 
     first = [call(index) for index in range(24)]
     for made in first:
         await _store(server, made)
+    if stored is not None:
+        await stored()
     ids = [await server.call_id(made["id"]) for made in first[:12]]
     second = [call(index) for index in range(24, 48)]
     for made in second:
@@ -168,8 +190,4 @@ async def test_calls_ending_and_deleted_at_once_are_each_counted_once(server: Ha
 
     answers = await asyncio.gather(*map(delete, ids), *map(end, second))
     assert answers == [200] * len(answers)
-
-    kept = first[12:] + second
-    for word in [*words, "w0", "w12", "w30"]:
-        assert await _api_total(server, searchText=word) == len(_expected(kept, word)), word
-    await _check_rebuild(server)
+    return first[12:] + second

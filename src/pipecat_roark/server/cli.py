@@ -225,6 +225,7 @@ def _rebuild_search(args: argparse.Namespace) -> int:
     try:
         from .search_counts import rebuild as count_words
         from .search_index import rebuild
+        from .search_sets import rebuild as make_sets
     except ImportError as exc:
         raise _missing(exc) from exc
 
@@ -232,6 +233,8 @@ def _rebuild_search(args: argparse.Namespace) -> int:
         calls = rebuild(connection, progress)
         print(file=sys.stderr)
         count_words(connection, lambda done, total: progress(done, total, "words of"))
+        print(file=sys.stderr)
+        make_sets(connection, lambda done, total: progress(done, total, "frequent words' calls in"))
         return calls
 
     return _rebuild_index(args, index_and_count, "search index")

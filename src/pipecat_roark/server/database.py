@@ -82,11 +82,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        dbapi_connection.create_function("set_bit", 3, _set_bit, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         if not connection.get_execution_options().get(_READ_ONLY, False):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _set_bit(bits: bytes, n: int, value: int) -> bytes:
+    """PostgreSQL's ``set_bit`` of a ``bytea``, for SQLite (``search_sets``): bit ``n`` is
+    bit ``n % 8``, from the least significant, of byte ``n // 8``."""
+    changed = bytearray(bits)
+    mask = 1 << (n & 7)
+    changed[n >> 3] = changed[n >> 3] | mask if value else changed[n >> 3] & ~mask
+    return bytes(changed)
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:

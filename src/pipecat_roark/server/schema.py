@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
     literal_column,
 )
@@ -461,4 +462,18 @@ search_word_counts = Table(
     Column("project_id", String(36), ForeignKey("projects.id"), primary_key=True),
     Column("word", Text(), primary_key=True),
     Column("calls", Integer(), nullable=False),
+    # The word's calls are also kept as a set (``search_word_sets``).
+    Column("has_set", Boolean(), nullable=False, server_default=false()),
+)
+
+# The calls holding each frequent word of a project (server/search_sets.py): bit ``n`` of
+# ``block`` b is the call indexed as ``call_search.id`` b x 8192 + n. A total of several such
+# words is the count of the calls in every word's set.
+search_word_sets = Table(
+    "search_word_sets",
+    metadata,
+    Column("project_id", String(36), ForeignKey("projects.id"), primary_key=True),
+    Column("word", Text(), primary_key=True),
+    Column("block", Integer(), primary_key=True),
+    Column("bits", LargeBinary(), nullable=False),
 )

@@ -15,7 +15,6 @@ would have.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import isqrt
 from typing import Any
 
 from sqlalchemy import (
@@ -38,26 +37,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
 from . import schema
+from .search_costs import COUNT_COST_RATIO, PAGE_COST_RATIO, few_matches
 from .search_counts import calls_holding
 from .search_fts import estimated_matches, indexed_calls, text_holds
+from .search_sets import calls_holding_all
 from .search_terms import Terms, parse
 
 __all__ = ["CallSearch", "contains_text", "few_matches", "plan_call_search"]
 
 _calls = schema.calls
 _search = schema.call_search
-
-PAGE_COST_RATIO = 32
-"""A page of 50 walking the list checks about 50 N / M calls for M matches of N calls; read
-from the index it fetches and sorts all M: equal at M = sqrt(50 N x check / fetch). The
-ratio is 50 x check / fetch, measured at a million calls (a check 5-7 us on SQLite and
-14 us on PostgreSQL, a fetch 10 and 17 us: benchmarks/README.md)."""
-COUNT_COST_RATIO = 1800
-"""The same for a count that stops at 1 000 (the dashboard's): walking checks 1 000 N / M
-calls, the index counts M (3 us each on SQLite, 8 on PostgreSQL)."""
-_FLOOR = 1000
-"""Under this many matches the index is always read: a small project's pages cost little
-whichever way they are read."""
 
 
 def _escape_like(text: str) -> str:
@@ -68,11 +57,6 @@ def contains_text(text: str, *columns: Any) -> ColumnElement[bool]:
     """Rows where ``text`` appears, as typed, in any of ``columns``, case aside."""
     pattern = f"%{_escape_like(text)}%"
     return or_(*(column.ilike(pattern, escape="\\") for column in columns))
-
-
-def few_matches(indexed: int, ratio: int) -> int:
-    """Up to how many matches of ``indexed`` calls the index is read rather than the list."""
-    return max(_FLOOR, isqrt(ratio * max(indexed, 0)))
 
 
 class _Unindexed(ColumnElement[Any]):
@@ -107,11 +91,11 @@ class CallSearch:
     at a million calls) beats the index (6 s: its bitmap of half a million calls outgrows
     its memory and rechecks each call's words), and the call whose id is the text is counted
     apart, since an OR would have the text read once per call."""
-    word: str | None = None
-    """The search's one word, when it is one word: its exact count is kept
-    (``search_counts``)."""
+    words: tuple[str, ...] = ()
+    """The search's words, when it is only single words: one word's exact count is kept
+    (``search_counts``), and frequent words' sets (``search_sets``)."""
     by_id_apart: ColumnElement[bool] | None = None
-    """The call whose id is the text, if it does not hold the word: counted apart."""
+    """The call whose id is the text, if it does not hold the words: counted apart."""
 
     def sort_key(self, key: ColumnElement[Any]) -> ColumnElement[Any]:
         return _Unindexed(key) if self.from_index else key
@@ -130,15 +114,20 @@ class CallSearch:
         *,
         indexed_calls_listed: bool,
     ) -> int | None:
-        """The exact count of a one-word search's matches among the list's ``conditions``
-        from the word's kept count: one row, however many calls hold it. None for other
-        searches. ``indexed_calls_listed``: the conditions keep every indexed call (no
-        status, or ENDED: every indexed call is ENDED); else none of them."""
-        if self.word is None or self.by_id_apart is None:
+        """The exact count of a search's matches among the list's ``conditions`` from what
+        is kept of its words: one word's count, one row however many calls hold it; several
+        words' sets, when each has one. None for other searches. ``indexed_calls_listed``:
+        the conditions keep every indexed call (no status, or ENDED: every indexed call is
+        ENDED); else none of them."""
+        if not self.words or self.by_id_apart is None:
             return None
-        held = 0
-        if indexed_calls_listed:
-            held = await connection.run_sync(calls_holding, project_id, self.word)
+        held: int | None = 0
+        if indexed_calls_listed and len(self.words) == 1:
+            held = await connection.run_sync(calls_holding, project_id, self.words[0])
+        elif indexed_calls_listed:
+            held = await connection.run_sync(calls_holding_all, project_id, self.words)
+        if held is None:
+            return None
         apart = select(func.count()).select_from(_calls).where(*conditions, self.by_id_apart)
         return held + int(await connection.scalar(apart) or 0)
 
@@ -212,7 +201,7 @@ async def plan_call_search(
     walking = _walking(terms, text, dialect)
     few = found <= page_few
     count_from_index = found <= count_few
-    one_word = terms[0][0] if len(terms) == 1 and len(terms[0]) == 1 else None
+    words = tuple(term[0] for term in terms) if all(len(term) == 1 for term in terms) else ()
     apart = and_(_by_id(text), ~_holds(terms))
     return CallSearch(
         page=indexed_ids if few else walking,
@@ -221,6 +210,6 @@ async def plan_call_search(
         exact_count=(indexed_ids,)
         if count_from_index or dialect == "sqlite"
         else (_holds(terms), apart),
-        word=one_word,
+        words=words,
         by_id_apart=apart,
     )

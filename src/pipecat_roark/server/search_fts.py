@@ -99,15 +99,16 @@ def _postgres_found(terms: Terms) -> ColumnElement[bool]:
     return func.to_tsvector(_SIMPLE, _search.c.words).op("@@")(query)
 
 
-def indexed_calls(terms: Terms, dialect: str) -> Select[Any]:
+def indexed_calls(terms: Terms, dialect: str, of: Any = _search.c.call_id) -> Select[Any]:
     """The ids of the calls that hold every term, read from the index: as many rows as
-    there are such calls, whatever the number of calls stored."""
+    there are such calls, whatever the number of calls stored. ``of``: the column of
+    ``call_search`` to select (their ids in the index: ``call_search.c.id``)."""
     if dialect == "sqlite":
-        return select(_search.c.call_id).where(_search.c.id.in_(_fts_rowids(terms)))
+        return select(of).where(_search.c.id.in_(_fts_rowids(terms)))
     single = [_phrase(term) for term in terms if len(term) == 1]
     phrases = [_phrase(term) for term in terms if len(term) > 1]
     unindexed = and_(_search.c.words == TOO_MANY_WORDS, *single)
-    return select(_search.c.call_id).where(
+    return select(of).where(
         _postgres_found(terms), or_(_search.c.words != TOO_MANY_WORDS, unindexed), *phrases
     )
 

@@ -4,8 +4,9 @@ The row holds the call's searched text as ``search_terms.document`` makes it. On
 FTS5 table reads it (``call_search_fts``, kept in step by triggers the migration made); on
 PostgreSQL a GIN index over ``to_tsvector('simple', words)``, the call's distinct words.
 ``rebuild`` fills it from the calls (the migration that created it runs it, and so does
-``pipecat-roark rebuild-search``). Each word's count of calls (``search_counts``) follows
-every row ingest writes or a deletion removes.
+``pipecat-roark rebuild-search``). Each word's count of calls (``search_counts``) and each
+frequent word's set of calls (``search_sets``) follow every row ingest writes or a deletion
+removes.
 
 Synchronous on purpose: the migration runs it as it is, the server through ``run_sync``.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from . import schema, search_counts
+from . import schema, search_counts, search_sets
 from .search_terms import TOO_MANY_WORDS, call_text, document
 
 __all__ = ["TOO_MANY_WORDS", "forget_call", "index_ended_call", "rebuild", "row_of"]
@@ -53,26 +54,30 @@ def index_ended_call(
     no row yet: nothing is read (on SQLite every statement of a write is time the other
     writers wait)."""
     searched = row_of(call_id, transcript_text, tool_calls)
-    connection.execute(insert(_search).values(searched))
-    search_counts.add_call(connection, project_id, searched["body"])
+    stored = insert(_search).values(searched).returning(_search.c.id)
+    search_id = int(connection.execute(stored).scalar_one())
+    counted = search_counts.add_call(connection, project_id, searched["body"])
+    search_sets.add_call(connection, project_id, search_id, counted)
 
 
 def forget_call(connection: Connection, call_id: str) -> None:
     """Take a call out of the index (before the call is deleted)."""
     row = connection.execute(
-        select(_calls.c.project_id, _search.c.body)
+        select(_search.c.id, _calls.c.project_id, _search.c.body)
         .join(_calls, _calls.c.id == _search.c.call_id)
         .where(_search.c.call_id == call_id)
     ).first()
     if row is None:
         return
     connection.execute(delete(_search).where(_search.c.call_id == call_id))
-    search_counts.remove_call(connection, row.project_id, row.body)
+    words, gone = search_counts.remove_call(connection, row.project_id, row.body)
+    search_sets.remove_call(connection, row.project_id, row.id, words, gone)
 
 
 def rebuild(connection: Connection, progress: Callable[[int, int], None] | None = None) -> int:
     """The index made again from every ended call, a batch at a time; return how many.
-    The words' counts stay as they were (``search_counts.rebuild`` counts them again)."""
+    The words' counts and sets stay as they were (``search_counts.rebuild`` and
+    ``search_sets.rebuild`` make them again)."""
     connection.execute(delete(_search))
     ended = _calls.c.ended_received.is_(True)
     total = connection.scalar(select(func.count()).select_from(_calls).where(ended)) or 0
