@@ -30,11 +30,13 @@ import argparse
 import asyncio
 import hashlib
 import json
+import multiprocessing
 import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -44,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from benchmarks.latency_attribution import PARTS
 
-__all__ = ["MARKERS", "Shape", "generate", "main", "marker"]
+__all__ = ["MARKERS", "Generated", "Shape", "generate", "main", "marker"]
 
 BATCH = 2000
 _SHORTEST_CALL_SECS = 20
@@ -422,6 +424,34 @@ def _batches(generator: _Generator, hours: _Hours, total: int) -> Iterator[tuple
 Batch = list[tuple[Table, list[dict[str, Any]]]]
 
 
+def _make_batches(shape: Shape, project_id: str, out: Any) -> None:
+    """In a process of its own: every batch of the calls, sent down ``out`` (a pipe), then
+    None. Made as ``generate`` would make them: the same seed gives the same calls."""
+    for batch in _batches(_Generator(shape, project_id), _Hours(), shape.calls):
+        out.send(batch)
+    out.send(None)
+
+
+async def _made_apart(shape: Shape, project_id: str) -> AsyncIterator[tuple[list[Any], ...]]:
+    """The batches of ``shape``'s calls, made in another process while this one writes the
+    batch before: making a call's rows and writing them both hold the GIL, so in one process
+    (threads included) they took turns on one core."""
+    context = multiprocessing.get_context("spawn")  # never fork a process with threads
+    receiving, sending = context.Pipe(duplex=False)
+    maker = context.Process(target=_make_batches, args=(shape, project_id, sending), daemon=True)
+    maker.start()
+    sending.close()
+    loop = asyncio.get_running_loop()
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="dataset") as waiting:
+            while (batch := await loop.run_in_executor(waiting, receiving.recv)) is not None:
+                yield batch
+    finally:
+        receiving.close()
+        maker.kill()
+        maker.join()
+
+
 async def _executemany(connection: AsyncConnection, batch: Batch) -> None:
     """One transaction of INSERTs, each with every row of a table (SQLite)."""
     async with connection.begin():
@@ -447,9 +477,23 @@ async def _copy(connection: AsyncConnection, batch: Batch) -> None:
             await driver.copy_records_to_table(table.name, records=records, columns=names)
 
 
+@dataclass(frozen=True)
+class Generated:
+    """Where a generation's time went, in seconds."""
+
+    written: float
+    """Making the calls and writing them."""
+    counted: float
+    """Counting and summing them after (the agents' counts and days, the words' counts and
+    sets, the statistics)."""
+
+    def __str__(self) -> str:
+        return f"written in {self.written:.0f} s, counted in {self.counted:.0f} s"
+
+
 async def generate(
     database_url: str, shape: Shape, *, project: str = "bench", progress: Progress | None = None
-) -> None:
+) -> Generated:
     """Write ``shape.calls`` calls into the project named ``project`` (made if missing)."""
     from pipecat_roark.server import agent_counts, agent_days, schema, search_counts, search_sets
     from pipecat_roark.server.auth import ensure_project
@@ -466,14 +510,16 @@ async def generate(
             generator = _Generator(shape, project_id)
             await connection.execute(insert(schema.agents), generator.agent_rows())
             await connection.execute(insert(schema.agent_prompts), generator.prompt_rows())
+        started = time.monotonic()
         write = _copy if not sqlite else _executemany
         tables = (schema.calls, schema.reply_parts, schema.latency_rollups, schema.call_search)
         done = 0
-        for batch in _batches(generator, _Hours(), shape.calls):
+        async for batch in _made_apart(shape, project_id):
             await write(connection, list(zip(tables, batch, strict=True)))
             done += len(batch[0])
             if progress is not None:
                 progress(done, shape.calls)
+        written = time.monotonic()
         async with connection.begin():
             # Each agent's call count, as `pipecat-roark rebuild-counts` makes it, and each
             # word's, as `pipecat-roark rebuild-search` does.
@@ -489,6 +535,7 @@ async def generate(
             # page, not just the index. VACUUM runs outside a transaction.
             settled = await connection.execution_options(isolation_level="AUTOCOMMIT")
             await settled.exec_driver_sql("VACUUM")
+        return Generated(written - started, time.monotonic() - written)
 
 
 def _printer() -> Progress:
@@ -519,7 +566,10 @@ def main(argv: list[str] | None = None) -> None:
     parsed.add_argument("--project", default="bench", help="the project's name (made if missing)")
     args = parsed.parse_args(argv)
     shape = Shape(args.calls, agents=args.agents, days=args.days, seed=args.seed)
-    asyncio.run(generate(args.database_url, shape, project=args.project, progress=_printer()))
+    generated = asyncio.run(
+        generate(args.database_url, shape, project=args.project, progress=_printer())
+    )
+    print(f"{shape.calls} calls {generated}", file=sys.stderr)
 
 
 if __name__ == "__main__":
