@@ -81,6 +81,15 @@ async def store_in_another_project(server: Harness, calls: list[dict[str, Any]])
         await _store(other, call)
 
 
+async def delete_sampled(server: Harness, calls: list[dict[str, Any]], *, seed: int) -> None:
+    """Delete 25 of the ended calls through the API, and from ``calls``."""
+    for call in random.Random(seed).sample([c for c in calls if c["ended"]], 25):
+        gone = await server.call_id(call["id"])
+        deleted = await server.client.delete(f"/v1/call/{gone}", headers=server.headers)
+        assert deleted.status_code == 200, deleted.text
+        calls.remove(call)
+
+
 async def test_counts_follow_ingest_deletion_and_projects_as_a_scan_does(
     server: Harness,
 ) -> None:
@@ -122,12 +131,7 @@ async def test_counts_follow_ingest_deletion_and_projects_as_a_scan_does(
     await _check_totals(server, calls)
 
     # Deleted, a call's words are uncounted; a word no call holds any more loses its row.
-    rng = random.Random(3)
-    for call in rng.sample([c for c in calls if c["ended"]], 25):
-        gone = await server.call_id(call["id"])
-        deleted = await server.client.delete(f"/v1/call/{gone}", headers=server.headers)
-        assert deleted.status_code == 200, deleted.text
-        calls.remove(call)
+    await delete_sampled(server, calls, seed=3)
     await _check_totals(server, calls)
     await _check_rebuild(server)
 

@@ -18,6 +18,7 @@ from tests.server.harness import Harness
 from tests.server.test_search import _AT, _api_total, _expected, _generated, _store
 from tests.server.test_search_counts import (
     WORDS,
+    delete_sampled,
     ending_and_deleted_at_once,
     store_in_another_project,
 )
@@ -127,12 +128,7 @@ async def test_sets_follow_ingest_deletion_and_projects_as_a_scan_does(server: H
         await connection.run_sync(search_sets.rebuild, None, least=1)
 
     # Deleted, a call leaves every set; a word no call holds any more loses its set.
-    rng = random.Random(4)
-    for call in rng.sample([c for c in calls if c["ended"]], 25):
-        gone = await server.call_id(call["id"])
-        deleted = await server.client.delete(f"/v1/call/{gone}", headers=server.headers)
-        assert deleted.status_code == 200, deleted.text
-        calls.remove(call)
+    await delete_sampled(server, calls, seed=4)
     await _check(server, calls)
     await _check_rebuild(server)
     async with server.state.reader.connect() as connection:
