@@ -1,6 +1,7 @@
 """Requests that lock the same rows on PostgreSQL take them in one order, so one waits for
 the other and neither is aborted as a deadlock: a delete beside call-started of the same
-agent, and a chunk's upload beside a request for the same chunk.
+agent, a chunk's upload beside a request for the same chunk, and two calls of an agent each
+moving onto the other's day. A deadlock that does happen is a 503 the client retries.
 
 call-started takes the agent's row, then the call's, then adds the call's replies to the
 agent's latency rollups; call-ended takes the call, then the rollups. A delete that took the
@@ -14,8 +15,10 @@ order of locks decides each outcome, not how fast anything runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from benchmarks.latency_attribution import breakdowns
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pipecat_roark.server import schema
+from pipecat_roark.server.calls import finalise_inactive
 from pipecat_roark.server.database import create_engine
 from tests.server.conftest import base_settings, open_harness, scale_settings
 from tests.server.harness import Harness, pcm
@@ -37,14 +41,15 @@ _LOCK_WAIT_DEADLINE_SECS = 120.0
 
 
 async def _between_two_locks(
-    database_url: str,
+    database_url: str | None,
     first: sa.Executable,
     request: Coroutine[Any, Any, httpx.Response],
     second: sa.Executable,
 ) -> httpx.Response:
     """Run ``request`` while another transaction stands between two steps: it has run
     ``first``, waits until ``request`` waits for a lock, then runs ``second`` and commits.
-    The answer to ``request``, which a deadlock would have made a 500."""
+    The answer to ``request``, which a deadlock would have made a 503."""
+    assert database_url is not None
     engine = create_engine(database_url)
     try:
         async with engine.connect() as other:
@@ -61,27 +66,40 @@ async def _between_two_locks(
         await engine.dispose()
 
 
-async def _until_waiting_on_a_lock(engine: AsyncEngine, request: asyncio.Future[Any]) -> None:
-    """Return once a session of the database waits for a lock; ``request`` must not end first."""
+async def _until_waiting_on_a_lock(
+    engine: AsyncEngine, request: asyncio.Future[Any], sessions: int = 1, table: str = ""
+) -> None:
+    """Return once ``sessions`` sessions of the database wait for a lock (in a statement on
+    ``table``, if given); ``request`` must not end first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _LOCK_WAIT_DEADLINE_SECS
-    while await _waiting_on_a_lock(engine) == 0:
+    while await _waiting_on_a_lock(engine, table) < sessions:
         assert not request.done(), (await request).text
         assert loop.time() < deadline, "the request never waited for a lock"
         await asyncio.sleep(0.05)
 
 
-async def _waiting_on_a_lock(engine: AsyncEngine) -> int:
+async def _waiting_on_a_lock(engine: AsyncEngine, table: str = "") -> int:
     async with engine.connect() as connection:
         return int(
             await connection.scalar(
                 sa.text(
                     "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock' "
+                    "AND query LIKE :statement"
+                ),
+                {"statement": f"%{table}%"},
             )
             or 0
         )
+
+
+@pytest.fixture
+async def pg_server(tmp_path: Path, postgres: PostgresCluster) -> AsyncIterator[Harness]:
+    """A server on PostgreSQL and the folder store."""
+    settings = base_settings(tmp_path / "data").replace(database_url=postgres.create_database())
+    async for server in open_harness(settings):
+        yield server
 
 
 @pytest.mark.asyncio
@@ -136,30 +154,136 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
 
 @pytest.mark.asyncio
 async def test_an_upload_waits_for_a_request_of_the_same_chunk_instead_of_deadlocking(
-    tmp_path: Path, postgres: PostgresCluster
+    pg_server: Harness,
 ) -> None:
     # PostgreSQL and the folder store: the upload comes to the server, which records it.
-    settings = base_settings(tmp_path / "data").replace(database_url=postgres.create_database())
-    async for server in open_harness(settings):
-        assert (await server.start("up")).status_code == 200
-        presigned = await server.presign("up", 0)
-        assert presigned.status_code == 200, presigned.text
-        call = await server.call_id("up")
-        chunks = schema.chunks
-        answer = await _between_two_locks(
-            settings.database_url,
-            # A request for the chunk takes the call's row first...
-            sa.update(schema.calls)
-            .where(schema.calls.c.id == call)
-            .values(updated_at=schema.calls.c.updated_at),
-            server.put(presigned.json()["uploadUrl"], pcm(3200)),
-            # ...then the chunk's.
-            sa.update(chunks)
-            .where(chunks.c.call_id == call, chunks.c.chunk_index == 0)
-            .values(url_expires_at=chunks.c.url_expires_at),
-        )
+    assert (await pg_server.start("up")).status_code == 200
+    presigned = await pg_server.presign("up", 0)
+    assert presigned.status_code == 200, presigned.text
+    call = await pg_server.call_id("up")
+    chunks = schema.chunks
+    answer = await _between_two_locks(
+        pg_server.settings.database_url,
+        # A request for the chunk takes the call's row first...
+        sa.update(schema.calls)
+        .where(schema.calls.c.id == call)
+        .values(updated_at=schema.calls.c.updated_at),
+        pg_server.put(presigned.json()["uploadUrl"], pcm(3200)),
+        # ...then the chunk's.
+        sa.update(chunks)
+        .where(chunks.c.call_id == call, chunks.c.chunk_index == 0)
+        .values(url_expires_at=chunks.c.url_expires_at),
+    )
+    assert answer.status_code == 200, answer.text
+    await _uploaded(pg_server, call, 3200)
+
+
+@pytest.mark.asyncio
+async def test_two_calls_moving_days_in_opposite_directions_wait_instead_of_deadlocking(
+    pg_server: Harness,
+) -> None:
+    # Each call was ended by inactivity on the day call-started gave it; its late call-ended
+    # moves it to the other's day. Each takes its old day and the other's: in any order but
+    # one, each would hold the day the other wants next.
+    first, second, days = FIRST, SECOND, schema.agent_days
+    await _ended_by_inactivity(pg_server, east=first, west=second)
+    assert await _days(pg_server) == {first: 1, second: 1}
+
+    async with _beside(pg_server) as (engine, other):
+        # A third request holds the first day, so both calls queue for it.
+        await _lock_day(other, first)
+        east = asyncio.ensure_future(pg_server.end("east", **_started_on(second)))
+        # (the inactivity finaliser queued both calls' stitching, whose updates of the
+        # calls' rows may wait too)
+        await _until_waiting_on_a_lock(engine, east, table=days.name)
+        west = asyncio.ensure_future(pg_server.end("west", **_started_on(first)))
+        await _until_waiting_on_a_lock(engine, west, sessions=2, table=days.name)
+        await other.commit()
+        answers = await asyncio.gather(east, west)
+    assert [answer.status_code for answer in answers] == [200, 200], [
+        answer.text for answer in answers
+    ]
+    assert await _days(pg_server) == {first: 1, second: 1}
+    calls = schema.calls
+    async with pg_server.state.reader.connect() as connection:
+        for name, day in (("east", second), ("west", first)):
+            started = await connection.scalar(
+                sa.select(calls.c.started_at).where(calls.c.pipecat_call_id == name)
+            )
+            assert started.date() == day
+
+
+@pytest.mark.asyncio
+async def test_a_request_postgresql_rolls_back_for_a_deadlock_is_a_503_and_its_retry_stores_it(
+    pg_server: Harness,
+) -> None:
+    # Another transaction takes the SECOND day, then the FIRST: the reverse of the order the
+    # call takes them in, which no request of the server's own does. PostgreSQL rolls the
+    # call's request back (the other session waits ten minutes before it looks for a
+    # deadlock); the client is told to retry, and its retry is stored whole.
+    await _ended_by_inactivity(pg_server, moved=FIRST, stays=SECOND)
+    async with _beside(pg_server) as (engine, other):
+        await other.execute(sa.text("SET LOCAL deadlock_timeout = '10min'"))
+        await _lock_day(other, SECOND)
+        moved = asyncio.ensure_future(pg_server.end("moved", **_started_on(SECOND)))
+        await _until_waiting_on_a_lock(engine, moved, table=schema.agent_days.name)
+        await _lock_day(other, FIRST)
+        answer = await moved
+        await other.rollback()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "conflict"
+    assert await _days(pg_server) == {FIRST: 1, SECOND: 1}  # nothing written
+
+    answer = await pg_server.end("moved", **_started_on(SECOND))
+    assert answer.status_code == 200, answer.text
+    assert await _days(pg_server) == {SECOND: 2}
+
+
+FIRST, SECOND = date(2026, 1, 1), date(2026, 1, 2)
+
+
+async def _ended_by_inactivity(server: Harness, **days: date) -> None:
+    """Calls of one agent, each started on its day and ended by inactivity (so counted on
+    that day), their call-ended still to come."""
+    for name, day in days.items():
+        answer = await server.start(name, agentId="mover", eventTimestamp=f"{day}T12:00:00Z")
         assert answer.status_code == 200, answer.text
-        await _uploaded(server, call, 3200)
+    async with server.state.begin() as connection:
+        assert len(await finalise_inactive(connection, 0)) == len(days)
+
+
+@contextlib.asynccontextmanager
+async def _beside(server: Harness) -> AsyncIterator[tuple[AsyncEngine, AsyncConnection]]:
+    """Another session of the server's database in a transaction (which the caller ends),
+    and an engine to watch the database's lock waits with."""
+    assert server.settings.database_url is not None
+    engine = create_engine(server.settings.database_url)
+    try:
+        async with engine.connect() as other:
+            await other.begin()
+            yield engine, other
+    finally:
+        await engine.dispose()
+
+
+async def _lock_day(connection: AsyncConnection, day: date) -> None:
+    days = schema.agent_days
+    held = await connection.execute(
+        sa.select(days.c.day).where(days.c.day == day).with_for_update()
+    )
+    assert held.all(), "the day has a row to lock"
+
+
+def _started_on(day: date) -> dict[str, str]:
+    return {"callStartedAt": f"{day}T10:00:00+00:00", "callEndedAt": f"{day}T10:05:00+00:00"}
+
+
+async def _days(server: Harness) -> dict[date, int]:
+    days = schema.agent_days
+    async with server.state.reader.connect() as connection:
+        rows = await connection.execute(sa.select(days.c.day, days.c.calls))
+        return {day: calls for day, calls in rows}
 
 
 async def _uploaded(server: Harness, call: str, size: int) -> None:

@@ -9,8 +9,9 @@ and start; after an inactivity timeout the call already counted, without figures
 inactivity finaliser (its status). Each runs inside ``recounted``: the call is uncounted
 before the write and counted after it, so the sums stay exact whatever changed, its day
 included. A delete uncounts it. The rows are locked after the call's own and its agent's,
-before the latency rollups (docs/server.md). ``rebuild`` sums them again from the calls: the
-migration that made the table runs it, and so does ``pipecat-roark rebuild-counts``.
+in day order, before the latency rollups (docs/server.md). ``rebuild`` sums them again
+from the calls: the migration that made the table runs it, and so does ``pipecat-roark
+rebuild-counts``.
 
 Synchronous on purpose, as ``reply_index`` is: the migration runs it as it is, the server
 through ``run_sync``.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import date, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -116,13 +117,26 @@ def count_call(connection: Connection, call_id: str) -> None:
     )
 
 
-def uncount_call(connection: Connection, call_id: str) -> None:
+def uncount_call(connection: Connection, call_id: str, moving_to: datetime | None = None) -> None:
+    """Take the call out of its day. ``moving_to``: the start the write after this gives
+    it, whose day is then locked here too, the two in day order: two calls of an agent
+    moving between the same two days, each the other way, would otherwise each hold the
+    day the other counts itself on next."""
     counted = _counted(connection, call_id)
     if counted is None:
         return
     key, sums = counted
+    project_id, agent_id, day = key
+    days = {day} if moving_to is None else {day, moving_to.astimezone(timezone.utc).date()}
+    locked = connection.execute(
+        select(_days)
+        .where(_days.c.project_id == project_id, _days.c.agent_id == agent_id)
+        .where(_days.c.day.in_(sorted(days)))
+        .order_by(_days.c.day)
+        .with_for_update()
+    ).all()
+    stored = next((row for row in locked if row.day == day), None)
     match = [_days.c[name] == value for name, value in zip(_KEY, key, strict=True)]
-    stored = connection.execute(select(_days).where(*match).with_for_update()).first()
     if stored is None:  # written straight into the database, never counted
         return
     if stored.calls <= 1:
@@ -143,16 +157,22 @@ def uncount_call(connection: Connection, call_id: str) -> None:
 
 @contextlib.asynccontextmanager
 async def recounted(
-    connection: AsyncConnection, call_id: str, *, was_ended: bool, ends: bool = False
+    connection: AsyncConnection,
+    call_id: str,
+    *,
+    was_ended: bool,
+    ends: bool = False,
+    starts: datetime | None = None,
 ) -> AsyncIterator[None]:
     """Around a write that may change what the call counts as: uncounted before, counted
     after. ``was_ended``: the call is ENDED as the write begins (read under the call's
-    lock); ``ends``: the write makes it ENDED. Only an ended call counts, so a call that is
+    lock); ``ends``: the write makes it ENDED; ``starts``: the start the write gives it, if
+    it may move the call to another day. Only an ended call counts, so a call that is
     neither is left alone: no read at all, which keeps the common case (call-started, or
     call-ended of a call still in progress) as short as it was, since on SQLite every
     statement in a write transaction is time the other writers wait."""
     if was_ended:
-        await connection.run_sync(uncount_call, call_id)
+        await connection.run_sync(uncount_call, call_id, starts)
     yield
     if was_ended or ends:
         await connection.run_sync(count_call, call_id)

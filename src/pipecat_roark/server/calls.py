@@ -436,7 +436,9 @@ async def record_call_ended(
     )
     transcript_text = _transcript_text(body)
     # Ended by inactivity, it counted already.
-    async with recounted(connection, call.id, was_ended=call.status == ENDED, ends=True):
+    async with recounted(
+        connection, call.id, was_ended=call.status == ENDED, ends=True, starts=started_at
+    ):
         await _touch(
             connection,
             call.id,

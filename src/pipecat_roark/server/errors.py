@@ -1,7 +1,8 @@
 """Every error leaves the server as ``{"error": {"code", "message", "field"?}}``.
 
 A request that is wrong gets a 4xx naming the field; a storage dependency that is down or
-full gets a 503 with ``Retry-After`` so the client retries later.
+full, or a transaction PostgreSQL rolled back for a concurrent one's sake, gets a 503 with
+``Retry-After`` so the client retries later.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ __all__ = [
     "request_id",
     "send_error",
 ]
+
+
+# deadlock_detected, serialization_failure: the other transaction is done in moments.
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
+_CONFLICT_RETRY_AFTER_SECS = 1
 
 
 class ErrorDetail(BaseModel):
@@ -148,6 +154,13 @@ def _field_of(location: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+def _is_conflict(exc: BaseException) -> bool:
+    """PostgreSQL rolled the transaction back for another's sake (a deadlock, a
+    serialization failure): nothing was written, and the same request succeeds again."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and sqlstate in _CONFLICT_STATES
+
+
 def _is_storage_failure(exc: BaseException) -> bool:
     if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, StorageUnavailable)):
         return True
@@ -199,6 +212,19 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
         )
 
     async def _storage(request: Request, exc: Exception) -> JSONResponse:
+        if _is_conflict(exc):
+            logger.warning(
+                "{} {} met a concurrent request and was rolled back: {!r}",
+                request.method,
+                request.url.path,
+                exc,
+            )
+            return error_response(
+                503,
+                "conflict",
+                "the request met a concurrent one and wrote nothing; retry",
+                headers={"Retry-After": str(_CONFLICT_RETRY_AFTER_SECS)},
+            )
         if _is_storage_failure(exc):
             logger.warning(
                 "storage unavailable on {} {}: {!r}", request.method, request.url.path, exc
