@@ -33,6 +33,7 @@ from typing import Any
 from benchmarks import cli
 from benchmarks.ingest_client import CHUNK_BYTES, CHUNK_SECONDS, Load, generate
 from benchmarks.report import Report, percentile, server_versions, table
+from benchmarks.saturation import POOL_CONNECTIONS, Saturation, probing
 from benchmarks.servers import Services, Serving, Setup, services, serving
 
 __all__ = ["main"]
@@ -88,6 +89,8 @@ class Step:
     """Share of every core's time the machine was busy (server, generator, services)."""
     parts_cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds over the step of each busy part: replicas, services, load generator."""
+    saturation: Saturation | None = None
+    """The replicas' event loops and PostgreSQL's sessions over the step."""
 
     def values(self, kind: str) -> list[float]:
         return list(self.measured["latencies"].get(kind, []))
@@ -166,7 +169,9 @@ async def _ramp(
             cpu_before, started = served.cpu_seconds(), time.monotonic()
             services_before = held.cpu_seconds()
             busy_before, total_before = _machine_times()
-            measured = await generate(load)
+            database_url = served.settings_env.get("ROARK_SERVER_DATABASE_URL")
+            async with probing(served.urls, database_url) as saturation:
+                measured = await generate(load)
             wall = time.monotonic() - started
             busy_after, total_after = _machine_times()
             server_cpu = served.cpu_seconds() - cpu_before
@@ -181,6 +186,7 @@ async def _ramp(
                 server_cpu,
                 (busy_after - busy_before) / max(1, total_after - total_before),
                 parts,
+                saturation,
             )
             ramp.steps.append(step)
             if not step.held:
@@ -235,8 +241,32 @@ def _row(step: Step, size: Size) -> list[str]:
         _part_cpu(step, "SeaweedFS"),
         _part_cpu(step, "load generator"),
         f"{step.machine_busy * 100:.0f}",
+        *_saturation_cells(step.saturation),
         "yes" if step.held else "**no**",
     ]
+
+
+def _saturation_cells(found: Saturation | None) -> list[str]:
+    if found is None:
+        return ["—", "—", "—"]
+    loop = _ms(found.loop_ms, 99)
+    if not found.busy:
+        return [loop, "—", "—"]
+    busy = f"{sum(found.busy) / len(found.busy):.1f} / {max(found.busy)} of {found.connections}"
+    return [loop, busy, f"{sum(found.waiting) / len(found.waiting):.1f}"]
+
+
+def _saturation_text(found: Saturation | None) -> str:
+    if found is None:
+        return ""
+    text = f"; the replicas' `/healthz` p99 {_ms(found.loop_ms, 99)} ms"
+    if found.busy:
+        text += (
+            f"; PostgreSQL sessions busy {sum(found.busy) / len(found.busy):.1f} on average "
+            f"(at most {max(found.busy)}) of the {found.connections} the pools may open, "
+            f"{sum(found.waiting) / len(found.waiting):.1f} of them waiting for a lock"
+        )
+    return text
 
 
 _HEADERS = [
@@ -254,6 +284,9 @@ _HEADERS = [
     "SeaweedFS CPU %",
     "generator CPU %",
     "machine busy %",
+    "replica /healthz p99 ms",
+    "DB sessions busy avg / max",
+    "DB lock waits avg",
     "held",
 ]
 
@@ -287,9 +320,14 @@ def _report(ramps: list[Ramp], size: Size) -> Report:
         f"ramp stops at the first step whose presign or PUT p99 reaches {GOAL_MS:.0f} ms or "
         f"that has any error. One run per step. *Server CPU*: the replicas' CPU time over "
         f"the step in % of one core; PostgreSQL's (every backend), SeaweedFS's and the "
-        f"load generator's likewise; *machine busy*: of both cores. With S3 the chunks go "
-        f"to SeaweedFS's S3 gateway (master, volume, filer and gateway in one process), "
-        f"which checks each presigned URL's SigV4 signature, not through the server.",
+        f"load generator's likewise; *machine busy*: of both cores. *Replica /healthz*: "
+        f"each replica asked every 100 ms for an answer that touches no storage: how long a "
+        f"request waits for a replica's event loop. *DB sessions busy*: PostgreSQL's "
+        f"sessions in a statement or a transaction, sampled every 100 ms (each replica's "
+        f"pool opens at most {POOL_CONNECTIONS}), and *lock waits* those of them waiting "
+        f"for a lock. With S3 the chunks go to SeaweedFS's S3 gateway (master, volume, "
+        f"filer and gateway in one process), which checks each presigned URL's SigV4 "
+        f"signature, not through the server.",
         versions=server_versions(
             SQLite=sqlite3.sqlite_version,
             uvicorn=metadata.version("uvicorn"),
@@ -342,7 +380,8 @@ def _goal_scaled(ramps: list[Ramp]) -> str:
     return (
         f"- Goal: {GOAL_CALLS_SCALED} real-time calls on {SCALED.label}: "
         f"{'met' if met else 'missed'}; {where}. Where it saturates: {limit}, the machine "
-        f"{last.machine_busy * 100:.0f}% busy; CPU by part (% of one core): {_busiest(last)}."
+        f"{last.machine_busy * 100:.0f}% busy; CPU by part (% of one core): {_busiest(last)}"
+        f"{_saturation_text(last.saturation)}."
     )
 
 

@@ -26,6 +26,8 @@ EXPECTED = {
         "### PostgreSQL + S3 (SeaweedFS), 2 replicas, real time",
         "real-time calls on PostgreSQL + S3 (SeaweedFS), 2 replicas",
         "SeaweedFS CPU %",
+        "replica /healthz p99 ms",
+        "PostgreSQL sessions busy",
         "| 4 |",
     ],
     "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],

@@ -320,11 +320,14 @@ class ServeProcess:
 
 
 def _free_port_pair() -> int:
-    """A free port whose +10000 neighbour (SeaweedFS's gRPC port) is free too."""
+    """A free port whose +10000 neighbour (SeaweedFS's gRPC port) is free too, both below the
+    range the kernel hands out to outgoing connections: a port of that range, free when
+    probed, may be a busy client's by the time SeaweedFS binds it (as after a load test)."""
     import random
 
+    lowest_ephemeral = _lowest_ephemeral_port()
     for _ in range(200):
-        port = random.randint(20000, 45000)
+        port = random.randint(10000, lowest_ephemeral - 10001)
         try:
             for candidate in (port, port + 10000):
                 with socket.socket() as probe:
@@ -333,6 +336,14 @@ def _free_port_pair() -> int:
             continue
         return port
     raise RuntimeError("no free port pair")
+
+
+def _lowest_ephemeral_port() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(int(text.split()[0]), 20001)
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 @dataclass
@@ -371,6 +382,7 @@ class SeaweedS3:
         }
         (root / "s3.json").write_text(__import__("json").dumps(identities))
         master, volume, filer, s3 = (_free_port_pair() for _ in range(4))
+        log = open(root / "weed.log", "wb")  # noqa: SIM115 - the child keeps it
         process = subprocess.Popen(
             [
                 str(executable),
@@ -392,9 +404,10 @@ class SeaweedS3:
                 "-s3.port.lance=0",
                 "-master.telemetry=false",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
+        log.close()
         endpoint = f"http://127.0.0.1:{s3}"
         # Four servers in one process: on a busy machine they take a while to come up.
         deadline = time.monotonic() + 120
@@ -410,7 +423,10 @@ class SeaweedS3:
                 continue
             return cls(process, endpoint, root)
         process.kill()
-        raise RuntimeError("SeaweedFS did not start")
+        process.wait(timeout=10)
+        said = (root / "weed.log").read_bytes()[-2000:].decode(errors="replace")
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"SeaweedFS did not start; it said:\n{said}")
 
     def stop(self) -> None:
         self.process.kill()  # it ignores SIGTERM for a long while
