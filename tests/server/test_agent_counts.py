@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import func, select, update
 
 from pipecat_roark.server import schema
-from pipecat_roark.server.agent_counts import rebuild_revisions
+from pipecat_roark.server.agent_counts import fold, rebuild_revisions
 from pipecat_roark.server.settings import ServerSettings
 from tests.support.migrations import NOW, old_database
 
@@ -188,6 +188,12 @@ async def test_each_revision_counts_its_calls_and_the_agent_page_reads_the_count
     expected = {"You are helpful.": 2, "You are brief.": 1}
     assert await _revision_calls(server, agent_id) == expected
     assert await _counted(server, by_revision=True) == expected
+
+    # Folded into the rows, the counts read the same.
+    async with server.state.begin() as connection:
+        assert await connection.run_sync(fold) > 0
+        assert await connection.run_sync(fold) == 0
+    assert await _revision_calls(server, agent_id) == expected
 
     # Written wrong (an import would leave them at 0): rebuild-counts counts them again.
     async with server.state.begin() as connection:

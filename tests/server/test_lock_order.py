@@ -3,8 +3,10 @@ the other and neither is aborted as a deadlock: a delete beside call-started of 
 agent, a chunk's upload beside a request for the same chunk, and two calls of an agent each
 moving onto the other's day. A deadlock that does happen is a 503 the client retries.
 
-call-started takes the agent's row, then the call's, then adds the call's replies to the
-agent's latency rollups; call-ended takes the call, then the rollups. A delete that took the
+call-started that renames the agent takes the agent's row, then the call's, then adds the
+call's replies to the agent's latency rollups (it counts the call without writing the
+agent's row, so calls of one agent starting at once never wait for each other); call-ended
+takes the call, then the rollups. A delete that took the
 rollups before the agent would hold what call-started wants next while waiting for what it
 holds. Here a transaction stands in for call-started between its two steps: it holds the
 agent's row, the delete starts and waits, then the transaction takes the rollups and
@@ -29,6 +31,7 @@ from benchmarks.latency_attribution import breakdowns
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pipecat_roark.server import schema
+from pipecat_roark.server.agent_counts import agent_calls, fold
 from pipecat_roark.server.calls import finalise_inactive
 from pipecat_roark.server.database import create_engine
 from tests.server.conftest import base_settings, open_harness, scale_settings
@@ -119,7 +122,7 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
                 sa.select(schema.calls.c.agent_id).where(schema.calls.c.id == gone)
             )
             counted = await connection.scalar(
-                sa.select(schema.agents.c.call_count).where(schema.agents.c.id == agent_id)
+                sa.select(agent_calls()).where(schema.agents.c.id == agent_id)
             )
         assert agent_id is not None
         assert counted == 2
@@ -127,7 +130,7 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
         rollups = schema.latency_rollups
         answer = await _between_two_locks(
             settings.database_url,
-            # call-started's first step: the agent's row...
+            # call-started's first step when it renames the agent: the agent's row...
             sa.update(schema.agents)
             .where(schema.agents.c.id == agent_id)
             .values(call_count=schema.agents.c.call_count),
@@ -141,7 +144,7 @@ async def test_a_delete_waits_for_call_started_of_the_same_agent_instead_of_dead
         assert (await server.get(f"/v1/call/{await server.call_id('kept')}")).status_code == 200
         async with server.state.reader.connect() as connection:
             counted = await connection.scalar(
-                sa.select(schema.agents.c.call_count).where(schema.agents.c.id == agent_id)
+                sa.select(agent_calls()).where(schema.agents.c.id == agent_id)
             )
             parts_left = await connection.scalar(
                 sa.select(sa.func.count())
@@ -176,6 +179,48 @@ async def test_an_upload_waits_for_a_request_of_the_same_chunk_instead_of_deadlo
     )
     assert answer.status_code == 200, answer.text
     await _uploaded(pg_server, call, 3200)
+
+
+@pytest.mark.asyncio
+async def test_a_call_started_waits_for_no_other_request_on_its_agent_or_prompt(
+    pg_server: Harness,
+) -> None:
+    # Another transaction has written the agent's and the prompt's counts (as the
+    # maintenance loop folding counts in does; a delete locks the agent's row the same way)
+    # and not committed; 20 call-starteds of the agent are stored meanwhile, as a burst of
+    # calls starting would be, each counted once.
+    prompt = {"agentId": "busy", "agentPrompt": "Be brief."}
+    assert (await pg_server.start("first", **prompt)).status_code == 200
+    agents, prompts = schema.agents, schema.agent_prompts
+    async with _beside(pg_server) as (_engine, other):
+        agent_id = await other.scalar(sa.select(agents.c.id).where(agents.c.custom_id == "busy"))
+        for table, owner in ((agents, agents.c.id), (prompts, prompts.c.agent_id)):
+            written = await other.execute(
+                sa.update(table).where(owner == agent_id).values(call_count=table.c.call_count)
+            )
+            assert written.rowcount == 1
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(pg_server.start(f"burst-{n}", **prompt) for n in range(20))),
+            _LOCK_WAIT_DEADLINE_SECS,  # a wait for the held rows never ends
+        )
+        await other.rollback()
+    assert [answer.status_code for answer in answers] == [200] * 20
+    listed = (await pg_server.get("/agents.json")).json()["data"]
+    assert [agent["calls"] for agent in listed if agent["customId"] == "busy"] == [21]
+    async with pg_server.state.begin() as connection:
+        await connection.run_sync(fold)  # (the maintenance loop may have folded some)
+    listed = (await pg_server.get("/agents.json")).json()["data"]
+    assert [agent["calls"] for agent in listed if agent["customId"] == "busy"] == [21]
+    async with pg_server.state.reader.connect() as connection:
+        kept = await connection.scalar(
+            sa.select(agents.c.call_count).where(agents.c.custom_id == "busy")
+        )
+    assert kept == 21
+    async with pg_server.state.reader.connect() as connection:
+        pending = await connection.scalar(
+            sa.select(sa.func.count()).select_from(schema.agent_count_changes)
+        )
+    assert pending == 0
 
 
 @pytest.mark.asyncio

@@ -195,7 +195,7 @@ def _rebuild_latency(args: argparse.Namespace) -> int:
 
 def _rebuild_counts(args: argparse.Namespace) -> int:
     try:
-        from .agent_counts import rebuild, rebuild_revisions
+        from .agent_counts import forget_changes, rebuild, rebuild_revisions
         from .agent_days import rebuild as sum_days
         from .tool_failures import fill
     except ImportError as exc:
@@ -205,6 +205,7 @@ def _rebuild_counts(args: argparse.Namespace) -> int:
         print(f"\rcounting failed tool calls: {done}/{total} calls", end="", file=sys.stderr)
 
     def count(connection: Any) -> tuple[int, int]:
+        forget_changes(connection)  # the calls are counted whole
         agents = rebuild(connection)
         rebuild_revisions(connection)
         sum_days(connection)

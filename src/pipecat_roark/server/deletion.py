@@ -36,12 +36,16 @@ async def delete_call(state: ServerState, call_id: str) -> None:
             select(schema.calls.c.agent_id).where(schema.calls.c.id == call_id)
         )
         if agent_id is not None:
+            # FOR NO KEY UPDATE: the agent stays, so the calls that start meanwhile and
+            # reference it (a key share lock each) need not wait for this delete.
             await connection.execute(
-                select(schema.agents.c.id).where(schema.agents.c.id == agent_id).with_for_update()
+                select(schema.agents.c.id)
+                .where(schema.agents.c.id == agent_id)
+                .with_for_update(key_share=True)
             )
         # The agent the call has once its row is locked (call-started may have given it one
-        # meanwhile: it then took the agent before the call, and has committed), and its
-        # revision, whose count is changed under the agent's lock (agent_counts.py).
+        # meanwhile, and has committed), and its revision: the call is uncounted from both
+        # (agent_counts.py).
         locked = (
             await connection.execute(
                 select(schema.calls.c.agent_id, schema.calls.c.prompt_id)

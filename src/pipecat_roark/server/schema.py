@@ -141,6 +141,19 @@ agent_prompts = Table(
     UniqueConstraint("agent_id", "prompt_sha256", name="uq_agent_prompts_agent_sha"),
 )
 
+# A call counted (+1) or uncounted (-1) in its agent's and revision's rows, until the
+# maintenance loop folds it in (server/agent_counts.py).
+agent_count_changes = Table(
+    "agent_count_changes",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("agent_id", String(36), nullable=False),
+    Column("prompt_id", String(36), nullable=True),
+    Column("calls", Integer(), nullable=False),
+    Index("ix_agent_count_changes_agent", "agent_id"),
+    Index("ix_agent_count_changes_prompt", "prompt_id"),
+)
+
 calls = Table(
     "calls",
     metadata,

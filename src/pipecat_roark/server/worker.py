@@ -1,5 +1,5 @@
-"""Background work of every replica: stitch jobs, the inactivity finaliser, retention, and
-on SQLite the query planner's statistics.
+"""Background work of every replica: stitch jobs, the inactivity finaliser, the agents'
+call counts (folded in), retention, and on SQLite the query planner's statistics.
 
 Any replica may run these at once; the database decides who does what (job leases,
 conditional updates), so adding replicas adds workers rather than duplicate work.
@@ -11,6 +11,7 @@ import asyncio
 
 from loguru import logger
 
+from .agent_counts import fold as fold_counts
 from .calls import finalise_inactive
 from .deletion import sweep_retention
 from .jobs import claim_job
@@ -59,6 +60,8 @@ async def _maintenance_loop(state: ServerState) -> None:
             if finalised:
                 logger.info("finalised {} inactive calls", len(finalised))
                 state.stitch_wanted.set()
+            async with state.begin() as connection:
+                await connection.run_sync(fold_counts)
             await sweep_retention(state)
             await refresh_statistics(state)
         except Exception as exc:

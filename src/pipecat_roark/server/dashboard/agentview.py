@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import schema
+from ..agent_counts import agent_calls, revision_calls
 from ..analytics_api import DayOut, agent_trends, call_started, day_out
 from ..views import iso
 from .charts import Chart, line_chart
@@ -93,8 +94,9 @@ def prompt_diff(old: Revision, new: Revision) -> Diff:
 async def _summaries(
     connection: AsyncConnection, project_id: str, agent_id: str | None = None
 ) -> list[AgentSummary]:
-    # The count is kept in the agent's row (server/agent_counts.py); the last call is one
-    # seek per agent on its (agent, started) index.
+    # The count is kept in the agent's row, with the changes not folded into it yet
+    # (server/agent_counts.py); the last call is one seek per agent on its (agent, started)
+    # index.
     started = call_started()
     last_call = (
         select(started)
@@ -110,7 +112,9 @@ async def _summaries(
     if agent_id is not None:
         revisions = revisions.where(_prompts.c.agent_id == agent_id)
     revision_counts = {row.agent_id: row.revisions for row in await connection.execute(revisions)}
-    query = select(_agents, last_call.label("last_call")).where(_agents.c.project_id == project_id)
+    query = select(_agents, agent_calls(), last_call.label("last_call")).where(
+        _agents.c.project_id == project_id
+    )
     if agent_id is not None:
         query = query.where(_agents.c.id == agent_id)
     rows = await connection.execute(query.order_by(_agents.c.name, _agents.c.custom_id).limit(500))
@@ -123,7 +127,7 @@ async def _summaries(
                 name=row.name or row.custom_id,
                 customId=row.custom_id,
                 createdAt=iso(row.created_at),
-                calls=row.call_count,
+                calls=row.calls,
                 lastCallAt=None if last is None else iso(_aware(last)),
                 revisions=int(revision_counts.get(row.id, 0)),
             )
@@ -147,7 +151,7 @@ async def agents_page(connection: AsyncConnection, project_id: str) -> AgentsPag
 async def _revisions(connection: AsyncConnection, agent_id: str) -> list[Revision]:
     """Each revision with its kept count of calls (server/agent_counts.py)."""
     rows = await connection.execute(
-        select(_prompts)
+        select(_prompts, revision_calls())
         .where(_prompts.c.agent_id == agent_id)
         .order_by(_prompts.c.created_at, _prompts.c.id)
     )
@@ -158,7 +162,7 @@ async def _revisions(connection: AsyncConnection, agent_id: str) -> list[Revisio
             sha256=row.prompt_sha256,
             createdAt=iso(row.created_at),
             prompt=row.prompt,
-            calls=row.call_count,
+            calls=row.calls,
         )
         for number, row in enumerate(rows, start=1)
     ]
