@@ -5,9 +5,11 @@ every call-started of an agent wrote would make them wait for each other."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import pytest
+from benchmarks.latency_attribution import breakdowns
 from sqlalchemy import select
 
 from pipecat_roark.server import schema
@@ -49,3 +51,36 @@ async def test_an_agent_and_prompt_seen_before_are_read_not_written(
             select(schema.agents.c.name).where(schema.agents.c.custom_id == "known")
         )
         assert list(names) == ["Renamed"]
+
+
+_OWN_ROWS = ("reply_parts", "call_search", "stitch_jobs")
+_SHARED_ROWS = ("agent_days", "latency_rollups", "search_word_counts", "search_word_sets")
+
+
+def _written(statement: str) -> str | None:
+    """The table an INSERT or UPDATE writes."""
+    words = statement.split()
+    if words and words[0].upper() == "INSERT":
+        return words[2]
+    if words and words[0].upper() == "UPDATE":
+        return words[1]
+    return None
+
+
+async def test_call_ended_writes_the_calls_own_rows_before_the_rows_it_shares(
+    quiet_server: Harness,
+) -> None:
+    """The rows every call of an agent or a project writes (the agent's day and rollups, the
+    words' counts and sets) stay locked from their first write to the commit: call-ended
+    writes them last, after the call's replies, index row and stitch job, so a burst of
+    calls ending waits there for as short a time as the write allows."""
+    await quiet_server.start("e", agentId="ends")
+    with statements_run(quiet_server, lambda statement: True) as run:
+        answer = await quiet_server.end("e", metrics=breakdowns(random.Random(5)))
+    assert answer.status_code == 200, answer.text
+    written = [table for table in (_written(s) for s, _ in run) if table is not None]
+    own = [index for index, table in enumerate(written) if table in _OWN_ROWS]
+    shared = [index for index, table in enumerate(written) if table in _SHARED_ROWS]
+    assert {written[index] for index in own} == set(_OWN_ROWS), written
+    assert {written[index] for index in shared} == set(_SHARED_ROWS) - {"search_word_sets"}
+    assert max(own) < min(shared), written

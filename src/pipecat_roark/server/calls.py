@@ -26,9 +26,9 @@ from .analytics import call_figures
 from .database import dialect_insert, insert_or_select, utcnow
 from .errors import ApiError
 from .jobs import enqueue_stitch
-from .reply_index import index_call
+from .reply_index import add_to_rollups, index_call, store_parts
 from .sanitise import MAX_DEPTH, Repair, nesting_depth, repair
-from .search_index import index_ended_call
+from .search_index import count_ended_call, store_ended_call
 
 __all__ = [
     "ENDED",
@@ -459,9 +459,17 @@ async def record_call_ended(
             ingest_warnings=_merged(stored.ingest_warnings, repairs),
             **call_figures(transcript, tool_calls, metrics),
         )
-    await connection.run_sync(index_call, call.id)
-    await connection.run_sync(index_ended_call, call.id, project_id, transcript_text, tool_calls)
-    await enqueue_stitch(connection, call.id, utcnow())
+        # The call's own rows first. The rows it shares with every call of its agent (its
+        # day, counted as this block ends, and its rollups) and of its project (the words'
+        # counts and sets) stay locked from their first write to the commit, and a burst
+        # of calls ending queues there.
+        rollups = await connection.run_sync(store_parts, call.id)
+        search_id, words = await connection.run_sync(
+            store_ended_call, call.id, transcript_text, tool_calls
+        )
+        await enqueue_stitch(connection, call.id, utcnow())
+    await connection.run_sync(add_to_rollups, rollups)
+    await connection.run_sync(count_ended_call, project_id, search_id, words)
     return CallRef(call.id, ENDED, body.recordingNumChannels), True
 
 

@@ -27,12 +27,14 @@ from .start_order import call_start, in_start_order
 
 __all__ = [
     "RollupKey",
+    "add_to_rollups",
     "forget_call",
     "grouped_durations",
     "index_call",
     "part_rows",
     "rebuild",
     "rollup_rows",
+    "store_parts",
 ]
 
 _parts = schema.reply_parts
@@ -49,16 +51,35 @@ Progress = Callable[[int, int], None]
 def index_call(connection: Connection, call_id: str) -> int:
     """Index an ended call's replies once it has an agent (call-started and call-ended may
     come in either order); return the rows written, 0 if there was nothing (yet) to do."""
+    rows = _store_parts(connection, call_id)
+    if rows:
+        _add_to_rollups(connection, grouped_durations(rows))
+    return len(rows)
+
+
+def store_parts(connection: Connection, call_id: str) -> dict[RollupKey, list[float]]:
+    """``index_call`` in two steps: the call's own rows, then (``add_to_rollups``) what they
+    add to its agent's rollups, which every call of the agent writes, so that a write can
+    keep its shared rows for last."""
+    rows = _store_parts(connection, call_id)
+    return grouped_durations(rows) if rows else {}
+
+
+def add_to_rollups(connection: Connection, groups: dict[RollupKey, list[float]]) -> None:
+    if groups:
+        _add_to_rollups(connection, groups)
+
+
+def _store_parts(connection: Connection, call_id: str) -> list[dict[str, Any]]:
     if connection.scalar(select(_parts.c.id).where(_parts.c.call_id == call_id).limit(1)):
-        return 0
+        return []
     row = connection.execute(_call_query().where(_calls.c.id == call_id)).first()
     if row is None:
-        return 0
+        return []
     rows = part_rows(row)
     if rows:
         connection.execute(insert(_parts), rows)
-        _add_to_rollups(connection, grouped_durations(rows))
-    return len(rows)
+    return rows
 
 
 def forget_call(connection: Connection, call_id: str) -> None:

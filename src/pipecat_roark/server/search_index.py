@@ -21,7 +21,14 @@ from sqlalchemy import Connection, delete, func, insert, select
 from . import schema, search_counts, search_sets
 from .search_terms import TOO_MANY_WORDS, call_text, document
 
-__all__ = ["TOO_MANY_WORDS", "forget_call", "index_ended_call", "rebuild", "row_of"]
+__all__ = [
+    "TOO_MANY_WORDS",
+    "count_ended_call",
+    "forget_call",
+    "rebuild",
+    "row_of",
+    "store_ended_call",
+]
 
 _TSVECTOR_BUDGET = 700_000  # bytes, well under PostgreSQL's 1 048 575
 _BATCH = 500
@@ -42,21 +49,22 @@ def row_of(call_id: str, transcript_text: str | None, tool_calls: Any) -> dict[s
     }
 
 
-def index_ended_call(
-    connection: Connection,
-    call_id: str,
-    project_id: str,
-    transcript_text: str | None,
-    tool_calls: Any,
-) -> None:
-    """Index a call that call-ended has just ended, with the text it stored. Call-ended ends
-    a call once, under the call's lock, and only an ended call is indexed, so the call has
-    no row yet: nothing is read (on SQLite every statement of a write is time the other
-    writers wait)."""
+def store_ended_call(
+    connection: Connection, call_id: str, transcript_text: str | None, tool_calls: Any
+) -> tuple[int, str]:
+    """Index a call that call-ended has just ended, with the text it stored; return its
+    index row's id and text, for ``count_ended_call``. Call-ended ends a call once, under
+    the call's lock, and only an ended call is indexed, so the call has no row yet: nothing
+    is read (on SQLite every statement of a write is time the other writers wait)."""
     searched = row_of(call_id, transcript_text, tool_calls)
     stored = insert(_search).values(searched).returning(_search.c.id)
-    search_id = int(connection.execute(stored).scalar_one())
-    counted = search_counts.add_call(connection, project_id, searched["body"])
+    return int(connection.execute(stored).scalar_one()), str(searched["body"])
+
+
+def count_ended_call(connection: Connection, project_id: str, search_id: int, body: str) -> None:
+    """Add the call's words to the project's counts and sets, which every call-ended of the
+    project writes: a write runs this last, after the call's own rows."""
+    counted = search_counts.add_call(connection, project_id, body)
     search_sets.add_call(connection, project_id, search_id, counted)
 
 
