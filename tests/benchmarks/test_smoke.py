@@ -31,6 +31,11 @@ EXPECTED = {
         "| 4 |",
     ],
     "stitching": ["audio per CPU second", "peak RSS growth MB", "tracemalloc peak MB"],
+    "event_bursts": [
+        "| SQLite + folder, 1 replica | call-started |",
+        "| PostgreSQL + S3 (SeaweedFS), 2 replicas | call-ended |",
+        "waiting for a lock",
+    ],
     "spool_cost": ["| records already spooled |", "replay µs/record", "Ratio large/small"],
     "outage_memory": ["RSS growth, peak", "**100%**", "0 duplicate(s)", "everything delivered"],
     "search_scale": [
