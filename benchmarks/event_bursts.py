@@ -38,6 +38,10 @@ __all__ = ["main"]
 NAME = "event_bursts"
 _EVENTS = "/v1/integrations/pipecat"
 _AGENT = "campaign-bot"
+_AGENT_STATE = {
+    True: "in use: a call before them registered it and its prompt",
+    False: "new: the burst's call-starteds are the first to name it and its prompt",
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class Size:
     """Each call's length: its call-ended's transcript and metrics."""
     connections: int
     setups: tuple[Setup, ...]
+    agent_in_use: bool = True
+    """A call before the burst registered the agent and its prompt; otherwise the burst's
+    call-starteds are the first to name them."""
 
 
 FULL = Size(
@@ -110,11 +117,11 @@ async def _setup(setup: Setup, size: Size, workdir: Path, held: Any) -> list[Bur
         async with aiohttp.ClientSession(timeout=timeout) as session:
             starts = [call_started(call_id, began, agent=_AGENT) for call_id in ids]
             ends = [call_ended(call_id, began, size.minutes) for call_id in ids]
-            # The agent and its prompt exist already, as in a campaign of an agent in use.
-            await _burst(
-                session, served.urls, served.key, "warm-up",
-                [call_started("burst-first", began, agent=_AGENT)], 1, None,
-            )  # fmt: skip
+            if size.agent_in_use:  # as in a campaign of an agent in use
+                await _burst(
+                    session, served.urls, served.key, "warm-up",
+                    [call_started("burst-first", began, agent=_AGENT)], 1, None,
+                )  # fmt: skip
             first = await _burst(
                 session, served.urls, served.key, "call-started", starts, size.connections,
                 database_url,
@@ -155,8 +162,8 @@ async def _measure(options: cli.Options) -> Report:
     report = Report(
         NAME,
         "Calls of one agent starting, then ending, at once",
-        f"{size.calls} calls of one agent (in use: a call before them registered it and "
-        f"its prompt): their call-starteds sent at once (at most "
+        f"{size.calls} calls of one agent ({_AGENT_STATE[size.agent_in_use]}): their "
+        f"call-starteds sent at once (at most "
         f"{size.connections} in flight, the replicas taken in turn), then their call-endeds "
         f"({size.minutes:g}-minute calls with transcripts and metrics). *Stored in*: from the "
         f"first request to the last answer. *DB sessions busy*: PostgreSQL's sessions in a "

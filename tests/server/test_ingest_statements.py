@@ -84,3 +84,24 @@ async def test_call_ended_writes_the_calls_own_rows_before_the_rows_it_shares(
     assert {written[index] for index in own} == set(_OWN_ROWS), written
     assert {written[index] for index in shared} == set(_SHARED_ROWS) - {"search_word_sets"}
     assert max(own) < min(shared), written
+
+
+async def test_a_call_naming_a_new_agent_locks_no_row_it_does_not_change(
+    quiet_server: Harness,
+) -> None:
+    """Calls naming an agent the server has not seen yet may all find it missing, then all
+    insert it: the first inserts, the others' inserts yield without locking the row (an
+    upsert's update would lock it to their commit, even one its condition turns down), and
+    only a new name takes the row, to rename it."""
+    with statements_run(quiet_server, lambda statement: "agents" in statement) as run:
+        await quiet_server.start("n", agentId="new-agent", agentName="New")
+        await quiet_server.start("m", agentId="new-agent", agentName="Renamed")
+    upserts = [s for s, _ in run if "ON CONFLICT" in s.upper()]
+    assert upserts
+    assert all("DO NOTHING" in s.upper() for s in upserts), upserts
+    # Each update names the row only where its name differs (SQLite: IS NOT).
+    renames = [s for s, _ in run if s.lstrip().upper().startswith("UPDATE AGENTS")]
+    assert renames
+    assert all("AGENTS.NAME IS" in s.upper() for s in renames), renames
+    listed = (await quiet_server.get("/agents.json")).json()["data"]
+    assert [a["name"] for a in listed if a["customId"] == "new-agent"] == ["Renamed"]

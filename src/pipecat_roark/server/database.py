@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import ColumnElement, Connection, Row, Table, event, select, text
+from sqlalchemy import ColumnElement, Connection, Row, Table, event, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -167,13 +167,16 @@ async def insert_or_select(
         if found is not None:
             return found
     insert = dialect_insert(connection, table).values(**values)
+    await connection.execute(insert.on_conflict_do_nothing(index_elements=list(key)))
     if update_on_conflict:
-        statement = insert.on_conflict_do_update(
-            index_elements=list(key), set_=update_on_conflict, where=update_where
-        )
-    else:
-        statement = insert.on_conflict_do_nothing(index_elements=list(key))
-    await connection.execute(statement)
+        # Not ON CONFLICT DO UPDATE: PostgreSQL locks the existing row there even when
+        # ``update_where`` turns the update down, and a burst of calls naming a new agent
+        # would each hold it to their commit. An update whose WHERE matches nothing locks
+        # nothing.
+        matched = [table.c[name] == values[name] for name in key]
+        if update_where is not None:
+            matched.append(update_where)
+        await connection.execute(update(table).where(*matched).values(**update_on_conflict))
     return (await connection.execute(query)).one()
 
 
