@@ -89,7 +89,7 @@ async def post_chunk_upload_url(
             422, "invalid_field", f"contentType: must be {CHUNK_CONTENT_TYPE!r}", "contentType"
         )
     ttl = state.settings.upload_url_ttl
-    async with state.begin() as connection:
+    async with state.at_once() as connection:
         call = await record_chunk_requested(
             connection, project_id, body.pipecatCallId, body.chunkIndex, ttl, _LATE_CHUNK_DELAY
         )

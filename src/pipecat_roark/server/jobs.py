@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -24,6 +25,7 @@ __all__ = [
     "finish_job",
     "release_job",
     "renew_lease",
+    "stitch_wanted",
 ]
 
 
@@ -39,17 +41,21 @@ async def enqueue_stitch(connection: AsyncConnection, call_id: str, due: datetim
     insert = dialect_insert(connection, stitch_jobs).values(
         call_id=call_id, due_at=due, generation=0, attempts=0
     )
-    await connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=["call_id"],
-            set_={
-                "generation": stitch_jobs.c.generation + 1,
-                "due_at": case(
-                    (stitch_jobs.c.due_at <= insert.excluded.due_at, stitch_jobs.c.due_at),
-                    else_=insert.excluded.due_at,
-                ),
-            },
-        )
+    await connection.execute(stitch_wanted(insert))
+
+
+def stitch_wanted(insert: Any) -> Any:
+    """``insert`` (of ``stitch_jobs`` rows, from values or a select) as an enqueue: a call
+    that has a job already gets its generation bumped and the earlier of the two dues."""
+    return insert.on_conflict_do_update(
+        index_elements=["call_id"],
+        set_={
+            "generation": stitch_jobs.c.generation + 1,
+            "due_at": case(
+                (stitch_jobs.c.due_at <= insert.excluded.due_at, stitch_jobs.c.due_at),
+                else_=insert.excluded.due_at,
+            ),
+        },
     )
 
 

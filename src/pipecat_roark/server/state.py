@@ -89,6 +89,21 @@ class ServerState:
         async with self.write_lock, self.engine.begin() as connection:
             yield connection
 
+    @contextlib.asynccontextmanager
+    async def at_once(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a write that is one statement, its own transaction.
+
+        On PostgreSQL it sends no BEGIN and no COMMIT: two round trips fewer, and a
+        request's share of the database's CPU and the replica's. On SQLite, ``begin``.
+        """
+        if self.engine.dialect.name != "postgresql":
+            async with self.begin() as connection:
+                yield connection
+            return
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+
 
 async def get_state(request: Request) -> ServerState:
     # A coroutine, not a plain function: FastAPI runs plain dependencies in its threadpool,
