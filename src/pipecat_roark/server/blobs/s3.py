@@ -12,9 +12,11 @@ from typing import Any, ParamSpec, TypeVar
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+from loguru import logger
 
 from ..errors import StorageUnavailable
 from . import PIECE_SIZE, BlobNotFound
+from .presign import UrlSigner, learn
 
 __all__ = ["S3BlobStore"]
 
@@ -45,6 +47,24 @@ def _is_denied(exc: ClientError) -> bool:
     return code in ("AccessDenied", "403", "Forbidden")
 
 
+async def _url_signer(signer: Any, session: Any, bucket: str) -> UrlSigner | None:
+    """The lean signer of this store's URLs, learnt from one botocore signed; None (botocore
+    signs each) without credentials to sign with, or for a URL shape it does not make."""
+    try:
+        credentials = await session.get_credentials()
+        if credentials is None:
+            return None
+        probe = await signer.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": "probe", "ContentType": "audio/pcm"},
+            ExpiresIn=60,
+        )
+    except (BotoCoreError, ClientError) as exc:
+        logger.debug(f"S3: presigning with botocore for every URL ({exc})")
+        return None
+    return learn(probe, bucket, credentials.get_frozen_credentials)
+
+
 def _is_not_found(exc: Exception) -> bool:
     if not isinstance(exc, ClientError):
         return False
@@ -62,9 +82,11 @@ class S3BlobStore:
         bucket: str,
         prefix: str,
         signer: Any = None,
+        url_signer: UrlSigner | None = None,
     ) -> None:
         self._client = client
         self._signer = signer if signer is not None else client
+        self._url_signer = url_signer
         self._stack = stack
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
@@ -105,7 +127,8 @@ class S3BlobStore:
                     "s3", endpoint_url=public_endpoint_url, region_name=region, config=config
                 )
             )
-        return cls(client, stack, bucket, prefix, signer)
+        url_signer = await _url_signer(signer or client, session, bucket)
+        return cls(client, stack, bucket, prefix, signer, url_signer)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -222,6 +245,10 @@ class S3BlobStore:
             )
 
     async def presign_put(self, key: str, content_type: str, ttl: int) -> str | None:
+        if self._url_signer is not None:
+            return await self._url_signer.presign(
+                "PUT", self.bucket, self._key(key), ttl, content_type=content_type
+            )
         url: str = await self._signer.generate_presigned_url(
             "put_object",
             Params={"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type},
@@ -230,6 +257,8 @@ class S3BlobStore:
         return url
 
     async def presign_get(self, key: str, ttl: int) -> str | None:
+        if self._url_signer is not None:
+            return await self._url_signer.presign("GET", self.bucket, self._key(key), ttl)
         url: str = await self._signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=ttl
         )
