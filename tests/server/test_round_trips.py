@@ -157,3 +157,16 @@ async def test_a_read_sends_no_begin_or_rollback(pg_server: Harness) -> None:
     assert answer.json()["pagination"]["total"] == 1
     assert run
     assert queries == []
+
+
+async def test_a_busy_replica_keeps_the_connections_it_opened(pg_server: Harness) -> None:
+    """Connections opened for requests at once are kept for the next ones: opening one
+    (and preparing its statements again) costs a replica more than the request."""
+    server = pg_server
+    engine = server.state.engine
+    async with opened_connections(server) as (_, drivers):
+        for _ in range(2):
+            in_flight = [await engine.connect() for _ in range(16)]
+            for connection in in_flight:
+                await connection.close()
+        assert len(drivers) == 16

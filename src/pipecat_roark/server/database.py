@@ -40,6 +40,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 # Any fixed 64-bit number shared by every replica of this server.
 _MIGRATION_LOCK_KEY = 0x726F61726B5F6D67
+# A replica's connections to PostgreSQL, at most.
+_POOL_CONNECTIONS = 20
 # The execution option that marks read_engine's connections.
 _READ_ONLY = "pipecat_roark_read_only"
 
@@ -69,7 +71,10 @@ def create_engine(database_url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    engine = create_async_engine(url, pool_size=10, max_overflow=10)
+    # Every connection it opens it keeps: an overflow connection is closed as it comes back,
+    # and a busy replica opened (and prepared its statements on) a new one for a third of
+    # its requests.
+    engine = create_async_engine(url, pool_size=_POOL_CONNECTIONS, max_overflow=0)
     event.listen(engine.sync_engine, "checkout", _drop_closed)
     return engine
 
