@@ -36,6 +36,11 @@ EXPECTED = {
         "| PostgreSQL + S3 (SeaweedFS), 2 replicas | call-ended |",
         "waiting for a lock",
     ],
+    "request_cost": [
+        "| SQLite + folder, 1 replica | healthz |",
+        "| SQLite + folder, 1 replica | chunk upload URL |",
+        "**a real-time call**",
+    ],
     "spool_cost": ["| records already spooled |", "replay µs/record", "Ratio large/small"],
     "outage_memory": ["RSS growth, peak", "**100%**", "0 duplicate(s)", "everything delivered"],
     "search_scale": [
