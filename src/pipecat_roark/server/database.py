@@ -171,7 +171,8 @@ async def insert_or_select(
     """The row with ``values``' natural ``key``, inserted by whichever request comes first.
 
     Safe under concurrent requests and replicas: the insert yields to an existing row
-    (optionally updating it), then the row is read back by its unique key. ``read_first``,
+    (optionally updating it), which is then read back by its unique key; a row the insert
+    made comes back from the insert itself. ``read_first``,
     for rows that nearly always exist (an agent, a prompt): an existing row that needs no
     update is read alone, one statement instead of two, which matters inside a write that
     others wait for.
@@ -189,7 +190,15 @@ async def insert_or_select(
         if found is not None:
             return found
     insert = dialect_insert(connection, table).values(**values)
-    await connection.execute(insert.on_conflict_do_nothing(index_elements=list(key)))
+    inserted = (
+        await connection.execute(
+            insert.on_conflict_do_nothing(index_elements=list(key)).returning(
+                *(table.c[name] for name in columns)
+            )
+        )
+    ).first()
+    if inserted is not None:  # this request's row: its values are the ones wanted
+        return inserted
     if update_on_conflict:
         # Not ON CONFLICT DO UPDATE: PostgreSQL locks the existing row there even when
         # ``update_where`` turns the update down, and a burst of calls naming a new agent
