@@ -115,11 +115,11 @@ def learn(url: str, bucket: str, credentials: Credentials) -> UrlSigner | None:
         return None
     if not parts.path.startswith(f"/{quote(bucket, safe='~')}/"):
         return None
+    if ":" in parts.hostname:  # an IPv6 literal: leave its brackets and quirks to botocore
+        return None
     host = parts.hostname
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
         host = f"{host}:{parts.port}"
-    if ":" in parts.hostname:  # an IPv6 literal: leave its brackets and quirks to botocore
-        return None
     return UrlSigner(
         origin=f"{parts.scheme}://{parts.netloc}",
         host=host,
