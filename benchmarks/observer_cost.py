@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,28 @@ FULL = Size(rounds=3, minutes=2.5, speed=25.0, warmup=0.2, rounds_0x=5)
 SMOKE = Size(rounds=1, minutes=0.05, speed=60.0, warmup=0.0, rounds_0x=1)
 
 
+def note_observer_version(versions: dict[str, str], case: Case, output: WorkerOutput) -> None:
+    """Which release of an observer a worker ran, under the name the results page shows."""
+    if case.variant == "ours" and output.observer:
+        versions["this project"] = output.observer
+    if case.variant == "roark-0.2.5" and output.observer:
+        versions["Roark's pipecat-roark"] = output.observer
+
+
+def add_line_sections(
+    report: Report,
+    results: Sequence[Any],
+    line_table: Callable[[Any], str],
+    goals: Callable[[Any], str],
+) -> None:
+    """One section per Pipecat line: its versions on the page, its table and its goals."""
+    for result in results:
+        report.versions[f"Pipecat {result.line.name}"] = result.pipecat
+        for name, version in result.versions.items():
+            report.versions[f"{name} ({result.line.name})"] = version
+        report.add(f"## Pipecat {result.pipecat}", line_table(result), goals(result))
+
+
 @dataclass
 class Sample:
     round: int
@@ -92,10 +114,7 @@ class LineResult:
 
     def note_versions(self, case: Case, output: WorkerOutput) -> None:
         self.pipecat = output.pipecat
-        if case.variant == "ours" and output.observer:
-            self.versions["this project"] = output.observer
-        if case.variant == "roark-0.2.5" and output.observer:
-            self.versions["Roark's pipecat-roark"] = output.observer
+        note_observer_version(self.versions, case, output)
 
     def add(self, case: Case, round_: int, call: dict[str, Any], complete: bool) -> None:
         self.samples.setdefault(case, []).append(
@@ -303,11 +322,7 @@ def _report(results: list[LineResult], size: Size) -> Report:
         "The floor is a do-nothing observer plus an `AudioBufferProcessor` recording: what "
         "Pipecat charges any observer that records the call, before it does anything.",
     )
-    for result in results:
-        report.versions[f"Pipecat {result.line.name}"] = result.pipecat
-        for name, version in result.versions.items():
-            report.versions[f"{name} ({result.line.name})"] = version
-        report.add(f"## Pipecat {result.pipecat}", _line_table(result), _goals(result))
+    add_line_sections(report, results, _line_table, _goals)
     return report
 
 

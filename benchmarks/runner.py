@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,12 @@ class WorkerOutput:
     calls: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def _start(python: str, spec: Spec, **kwargs: Any) -> asyncio.subprocess.Process:
+async def _start(
+    python: str, spec: Spec, wrapper: Sequence[str] = (), **kwargs: Any
+) -> asyncio.subprocess.Process:
     kwargs.setdefault("stderr", asyncio.subprocess.PIPE)
     return await asyncio.create_subprocess_exec(
+        *wrapper,
         python,
         "-m",
         "benchmarks.worker",
@@ -131,10 +135,12 @@ async def run_worker(python: str, spec: Spec, *, timeout: float) -> WorkerOutput
 
 
 class Worker:
-    """A worker that plays one call each time it is asked (``Spec.calls == 0``)."""
+    """A worker that plays one call each time it is asked (``Spec.calls == 0``), run by
+    ``python`` itself or under ``wrapper`` (a command that runs the rest, e.g. callgrind)."""
 
-    def __init__(self, python: str, spec: Spec) -> None:
+    def __init__(self, python: str, spec: Spec, *, wrapper: Sequence[str] = ()) -> None:
         self.python = python
+        self.wrapper = tuple(wrapper)
         self.spec = replace(spec, calls=0)
         self.output: WorkerOutput | None = None
         self._process: asyncio.subprocess.Process | None = None
@@ -145,7 +151,11 @@ class Worker:
     async def start(self, *, timeout: float) -> WorkerOutput:
         """Starts the process and waits until its warm-up call is done."""
         self._process = await _start(
-            self.python, self.spec, stdin=asyncio.subprocess.PIPE, stderr=self._stderr
+            self.python,
+            self.spec,
+            self.wrapper,
+            stdin=asyncio.subprocess.PIPE,
+            stderr=self._stderr,
         )
         head = await self._read(timeout)
         self.output = WorkerOutput(head["pipecat"], head["python"], head.get("observer"))

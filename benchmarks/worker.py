@@ -42,6 +42,9 @@ class Spec:
     observers and the observer's uploads have caught up (``benchmarks.call``)."""
     trace_from: int | None = None
     trace_to: int | None = None
+    instructions_dir: str = ""
+    """Set when the worker runs under callgrind (``benchmarks.callgrind``), which dumps
+    there: each measured call then reports the instructions it executed."""
 
 
 async def _play(spec: Spec, index: int) -> dict[str, Any]:
@@ -81,6 +84,18 @@ def _each_minute(minute: int) -> None:
     pass
 
 
+async def _measured(spec: Spec, index: int) -> dict[str, Any]:
+    if not spec.instructions_dir:
+        return await _play(spec, index)
+    from benchmarks.callgrind import Counter
+
+    counter = Counter(spec.instructions_dir)
+    counter.zero()
+    result = await _play(spec, index)
+    result["instructions"] = counter.dump()
+    return result
+
+
 async def _main(spec: Spec) -> None:
     if spec.warmup_minutes > 0:
         await _play(replace(spec, minutes=spec.warmup_minutes, memory=False), -1)
@@ -92,13 +107,13 @@ async def _main(spec: Spec) -> None:
     print(json.dumps(head), flush=True)
     if spec.calls > 0:
         for index in range(spec.calls):
-            print(json.dumps(await _play(spec, index)), flush=True)
+            print(json.dumps(await _measured(spec, index)), flush=True)
         return
     # On demand: one call per line read, until stdin closes.
     loop = asyncio.get_running_loop()
     index = 0
     while await loop.run_in_executor(None, sys.stdin.readline):
-        print(json.dumps(await _play(spec, index)), flush=True)
+        print(json.dumps(await _measured(spec, index)), flush=True)
         index += 1
 
 

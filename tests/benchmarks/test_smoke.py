@@ -17,6 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # What each page must show besides its table: the rows that prove the benchmark measured.
 EXPECTED = {
     "observer_cost": ["| no observer |", "| **this project** |", "backend never answers", "1/1"],
+    "observer_instructions": [
+        "| no observer |",
+        "| **this project** |",
+        "1/1 calls complete",
+        "moved between rounds",
+    ],
     "long_call_memory": ["| minute | RSS MB |", "### tracemalloc", "Growth from minute"],
     "end_of_call": ["| this project |", "all complete", "p95"],
     "ingest_load": [
