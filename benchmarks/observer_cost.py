@@ -276,7 +276,9 @@ def _goals(result: LineResult) -> str:
         lines.append(
             f"- Ours ÷ 0.2.5, observer CPU per frame: **{ratio:.2f}** (goal ≤ 0.33: {verdict}); "
             f"round by round: {_ratios(result, OURS, ROARK)}; each round: "
-            f"{_each_round(result, OURS, ROARK)}."
+            f"{_each_round(result, OURS, ROARK)}. CPU time moves with the shared machine's "
+            "speed; `observer_instructions` counts the instructions instead, which it does not "
+            "move."
         )
         if result.samples.get(FLOOR):
             lines.append(

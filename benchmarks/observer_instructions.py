@@ -42,9 +42,10 @@ __all__ = ["main"]
 NAME = "observer_instructions"
 
 RECORDER = Case("Pipecat's recorder alone, no observer", "recorder")
+OWN_RECORDER = Case("this project's recorder alone, no observer", "own-recorder")
 CASES = {
-    "1.x": (NONE, RECORDER, FLOOR, OURS, ROARK),
-    "0.0.x": (NONE, RECORDER, OURS, ROARK),
+    "1.x": (NONE, RECORDER, OWN_RECORDER, FLOOR, OURS, ROARK),
+    "0.0.x": (NONE, RECORDER, OWN_RECORDER, OURS, ROARK),
 }
 
 
@@ -160,7 +161,7 @@ async def _measure_line(line: Line, rounds: int, size: Size, dumps: Path) -> Lin
 
 
 def _delivered(result: LineResult, case: Case) -> str:
-    if case.variant in ("none", "recorder", "floor"):
+    if case.variant in ("none", "recorder", "own-recorder", "floor"):
         return "(nothing to send)"
     return f"{result.complete.get(case, 0)}/{len(result.counts.get(case, {}))} calls complete"
 
@@ -227,6 +228,14 @@ def _goals(result: LineResult) -> str:
         found.append(
             f"- Pipecat's `AudioBufferProcessor` alone, no observer: {recorder:.1f}%; ours above "
             f"it: {overhead - recorder:+.1f} points."
+        )
+    if OWN_RECORDER in result.counts:
+        own = median(result.overhead(OWN_RECORDER).values()) * 100
+        found.append(
+            f"- Where ours goes: its recorder's hop (`CallAudioRecorder` alone, no observer) "
+            f"{own:.1f}%, the observer above it {overhead - own:+.1f} points: "
+            f"{median(result.added(OURS, above=OWN_RECORDER).values()) / 1e3:.0f} thousand "
+            "instructions per frame."
         )
     moved = max(result.moved(case) for case in result.counts) * 100
     found.append(f"- The most any variant's count moved between rounds: {moved:.2f}%.")

@@ -1,4 +1,5 @@
-"""What a benchmark call runs with: no observer, a recorder, a do-nothing observer, ours, 0.2.5.
+"""What a benchmark call runs with: no observer, a recorder alone (Pipecat's or this
+project's), a do-nothing observer, ours, 0.2.5.
 
 Imported in the worker process only, with the venv the variant needs: this project's
 observer and Roark's pipecat-roark 0.2.5 are both the module ``pipecat_roark``.
@@ -13,7 +14,7 @@ from typing import Any
 
 __all__ = ["VARIANTS", "Observed", "observed"]
 
-VARIANTS = ("none", "recorder", "floor", "ours", "roark-0.2.5")
+VARIANTS = ("none", "recorder", "own-recorder", "floor", "ours", "roark-0.2.5")
 _API_KEY = "rk_bench_key"
 _AGENT = "bench-agent"
 _PROMPT = "You answer questions about orders."
@@ -50,6 +51,8 @@ def observed(
         return _roark_025(base_url)
     if variant == "recorder":
         return Observed(recorder=_armed_recorder())
+    if variant == "own-recorder":
+        return Observed(recorder=_armed_own_recorder())
     if variant == "floor":
         return Observed([_do_nothing_observer()], _armed_recorder())
     if variant == "none":
@@ -127,6 +130,23 @@ def _armed_recorder() -> Any:
                 await self.start_recording()
 
     return _Armed(num_channels=2, buffer_size=128 * 1024)
+
+
+def _armed_own_recorder() -> Any:
+    """This project's recorder (``CallAudioRecorder``, the observer's default), recording
+    from the StartFrame with nothing listening: what ours costs before its observer does
+    anything."""
+    from pipecat.frames.frames import StartFrame
+
+    from pipecat_roark.observer.recording import CallAudioRecorder
+
+    class _Armed(CallAudioRecorder):
+        async def process_frame(self, frame: Any, direction: Any) -> None:
+            await super().process_frame(frame, direction)
+            if isinstance(frame, StartFrame):
+                await self.start_recording()
+
+    return _Armed()
 
 
 def _do_nothing_observer() -> Any:

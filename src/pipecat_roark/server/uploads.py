@@ -20,6 +20,7 @@ from loguru import logger
 from pydantic import BaseModel
 from sqlalchemy import and_, bindparam, select
 
+from ..wire import CHUNK_CONTENT_TYPE
 from . import schema, signing
 from .blobs import call_prefix, chunk_key
 from .calls import ENDED, record_chunk_uploaded
@@ -93,7 +94,7 @@ async def _whole_samples(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"audio/pcm": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {CHUNK_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         }
     },
 )

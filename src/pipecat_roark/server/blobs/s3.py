@@ -14,6 +14,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from loguru import logger
 
+from ...wire import CHUNK_CONTENT_TYPE
 from ..errors import StorageUnavailable
 from . import PIECE_SIZE, BlobNotFound
 from .presign import UrlSigner, learn
@@ -56,7 +57,7 @@ async def _url_signer(signer: Any, session: Any, bucket: str) -> UrlSigner | Non
             return None
         probe = await signer.generate_presigned_url(
             "put_object",
-            Params={"Bucket": bucket, "Key": "probe", "ContentType": "audio/pcm"},
+            Params={"Bucket": bucket, "Key": "probe", "ContentType": CHUNK_CONTENT_TYPE},
             ExpiresIn=60,
         )
     except (BotoCoreError, ClientError) as exc:
