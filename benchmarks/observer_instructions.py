@@ -82,6 +82,9 @@ class LineResult:
     counts: dict[Case, dict[int, tuple[int, int]]] = field(default_factory=dict)
     """Per case, per round: (instructions, frames)."""
     complete: dict[Case, int] = field(default_factory=dict)
+    resent: dict[Case, int] = field(default_factory=dict)
+    """Requests the observer retried or spooled: a slow answer under callgrind's 50x takes
+    another path, whose instructions are not the call's usual ones."""
 
     def per_frame(self, case: Case) -> dict[int, float]:
         return {r: count / frames for r, (count, frames) in self.counts.get(case, {}).items()}
@@ -115,6 +118,9 @@ def _spec(line: Line, case: Case, size: Size, backend: BenchBackend, dumps: Path
         minutes=size.minutes,
         speed=size.speed,
         warmup_minutes=size.warmup,
+        # A spool of its own: the machine's default one may hold other runs' records, which
+        # the observer would replay during the measured call.
+        spool_dir=str(dumps / tag / "spool"),
         call_prefix=f"instr-{tag}",
         instructions_dir=str(dumps / tag),
     )
@@ -147,6 +153,10 @@ async def _measure_line(line: Line, rounds: int, size: Size, dumps: Path) -> Lin
             result.counts.setdefault(case, {})[round_] = (call["instructions"], call["frames"])
             complete = backend.receipt(call["call_id"]).complete if call["call_id"] else False
             result.complete[case] = result.complete.get(case, 0) + int(complete)
+            delivery = call.get("delivery")
+            if delivery is not None:  # the observer's own counters, where it has them
+                resent = delivery.get("retried", 0) + delivery.get("spooled", 0)
+                result.resent[case] = result.resent.get(case, 0) + resent
 
         try:
             outputs = await asyncio.gather(*(start(worker) for worker in workers.values()))
@@ -163,7 +173,10 @@ async def _measure_line(line: Line, rounds: int, size: Size, dumps: Path) -> Lin
 def _delivered(result: LineResult, case: Case) -> str:
     if case.variant in ("none", "recorder", "own-recorder", "floor"):
         return "(nothing to send)"
-    return f"{result.complete.get(case, 0)}/{len(result.counts.get(case, {}))} calls complete"
+    complete = f"{result.complete.get(case, 0)}/{len(result.counts.get(case, {}))} calls complete"
+    if case in result.resent:
+        complete += f", {result.resent[case]} requests resent"
+    return complete
 
 
 def _line_table(result: LineResult) -> str:

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -65,7 +66,7 @@ def _cpu() -> float:
     return times.user + times.system
 
 
-async def _play(spec: VoiceSpec, lines: Any, index: int) -> dict[str, Any]:
+async def _play(spec: VoiceSpec, lines: Any, index: int, spool_dir: str) -> dict[str, Any]:
     from benchmarks.variants import observed
 
     call = load_demo("call")
@@ -75,6 +76,7 @@ async def _play(spec: VoiceSpec, lines: Any, index: int) -> dict[str, Any]:
         call_id=f"{spec.call_prefix}-{index}",
         base_url=spec.base_url,
         metrics=spec.metrics,
+        spool_dir=spool_dir,
     )
     started = _cpu()
     result = await call.play_call(
@@ -111,8 +113,15 @@ async def _main(spec: VoiceSpec) -> None:
     scenario = load_demo("scenarios").get_scenario(spec.scenario)
     # The caller's voice is synthesised before the call, as the demo does: not measured.
     lines = await asyncio.to_thread(call.render_caller_lines, scenario)
-    if spec.warmup:
-        await _play(spec, lines, -1)
+    # A spool of the worker's own: the machine's default one may hold other runs' records,
+    # which the observer would replay while a measured call plays.
+    with tempfile.TemporaryDirectory(prefix="roark-voice-spool-") as spool_dir:
+        if spec.warmup:
+            await _play(spec, lines, -1, spool_dir)
+        await _measured_calls(spec, lines, spool_dir)
+
+
+async def _measured_calls(spec: VoiceSpec, lines: Any, spool_dir: str) -> None:
     head = {
         "pipecat": metadata.version("pipecat-ai"),
         "python": platform.python_version(),
@@ -120,7 +129,7 @@ async def _main(spec: VoiceSpec) -> None:
     }
     print(json.dumps(head), flush=True)
     for index in range(spec.calls):
-        print(json.dumps(await _play(spec, lines, index)), flush=True)
+        print(json.dumps(await _play(spec, lines, index, spool_dir)), flush=True)
 
 
 _DISTRIBUTIONS = {"ours": "pipecat-call-analytics", "roark-0.2.5": "pipecat-roark"}
